@@ -1,0 +1,28 @@
+"""What the API's request handlers share, built in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from importer.api.hub import EventHub
+from importer.protection.counters import Counters
+from importer.protection.health import HealthCache
+from importer.settings import Settings
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    db: Any
+    redis: Any
+    hub: EventHub
+    health: HealthCache | None = None
+    counters: Counters | None = None
+
+
+def get_context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx

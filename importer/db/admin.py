@@ -1,0 +1,55 @@
+"""Operator queries on ``product_import_jobs`` (``importer ops …``), kept apart from the job
+runner's own reads and writes in ``jobs.py``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+
+async def list_failed(conn: Any, *, since: datetime | None, company_id: UUID | None, limit: int) -> list[Any]:
+    """FAILED jobs (oldest failure first) with their company's VIP flag, for ``retry-failed``."""
+    rows: list[Any] = await conn.fetch(
+        """
+        SELECT j.id, j.company_id, j.error, j.finished_at, j.phase, j.page_cursor, c.vip
+          FROM product_import_jobs j JOIN companies c ON c.id = j.company_id
+         WHERE j.status = 'FAILED'
+           AND ($1::timestamptz IS NULL OR j.finished_at >= $1)
+           AND ($2::uuid IS NULL OR j.company_id = $2)
+         ORDER BY j.finished_at, j.id
+         LIMIT $3
+        """,
+        since,
+        company_id,
+        limit,
+    )
+    return rows
+
+
+async def count_failed(conn: Any, *, since: datetime | None, company_id: UUID | None) -> int:
+    value = await conn.fetchval(
+        """
+        SELECT count(*) FROM product_import_jobs
+         WHERE status = 'FAILED'
+           AND ($1::timestamptz IS NULL OR finished_at >= $1)
+           AND ($2::uuid IS NULL OR company_id = $2)
+        """,
+        since,
+        company_id,
+    )
+    return int(value or 0)
+
+
+async def reset_failed(conn: Any, job_id: UUID) -> bool:
+    """FAILED → PENDING, error cleared, checkpoint (phase, page cursor, counts) kept."""
+    status = await conn.execute(
+        """
+        UPDATE product_import_jobs
+           SET status = 'PENDING', error = NULL, finished_at = NULL, run_token = NULL, worker_id = NULL,
+               updated_at = now()
+         WHERE id = $1 AND status = 'FAILED'
+        """,
+        job_id,
+    )
+    return bool(status.endswith(" 1"))

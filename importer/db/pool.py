@@ -1,0 +1,49 @@
+"""The asyncpg pool and the one place that decides which database errors are transient."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+
+from importer.settings import Settings
+
+# Errors that mean "the database was not reachable or went away", as opposed to "the statement
+# is wrong": the first kind is retried (the job goes back to the queue), the second is a bug.
+_TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.QueryCanceledError,
+)
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    return isinstance(exc, _TRANSIENT_DB_ERRORS)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(settings: Settings, *, min_size: int | None = None, max_size: int | None = None) -> Any:
+    """Open the pool; the caller decides how long to keep trying when Postgres is not up yet."""
+    return await asyncpg.create_pool(
+        dsn=settings.database_url,
+        min_size=settings.db_pool_min if min_size is None else min_size,
+        max_size=settings.db_pool_max if max_size is None else max_size,
+        timeout=settings.db_connect_timeout,
+        command_timeout=settings.db_command_timeout,
+        init=_init_connection,
+        # A connection idle this long is closed and replaced, so a pool that lived through a
+        # partition does not keep half-dead sockets around.
+        max_inactive_connection_lifetime=60.0,
+    )

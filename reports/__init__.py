@@ -1,0 +1,1 @@
+"""Turn a run directory into HTML, Markdown, JSON and JUnit reports (see render.render_run)."""

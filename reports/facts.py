@@ -1,0 +1,220 @@
+"""The report's words and tables, once, for every format (HTML, Markdown, JSON, JUnit).
+
+Formats differ in markup only; what a row says and which numbers count as a problem is
+decided here, so the HTML and the Markdown never disagree about a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from lab.criteria import CriterionResult, Verdict
+from lab.expressions import format_duration
+from lab.rundir import Machine
+from reports.data import RunData
+
+VERDICT_LABEL = {
+    Verdict.PASS: "pass",
+    Verdict.FAIL: "FAIL",
+    Verdict.NOT_MEASURED: "not measured",
+    Verdict.ERROR: "ERROR",
+}
+PROJECT_LABEL = {
+    Verdict.PASS: "met",
+    Verdict.FAIL: "missed",
+    Verdict.NOT_MEASURED: "not measured",
+    Verdict.ERROR: "error",
+}
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if value else "—"
+
+
+def machine_text(machine: Machine) -> str:
+    parts = []
+    if machine.cores:
+        parts.append(f"{machine.cores} cores")
+    if machine.memory_bytes:
+        parts.append(f"{machine.memory_bytes / 1024**3:.1f} GiB RAM")
+    if machine.hostname:
+        parts.append(machine.hostname)
+    if machine.platform:
+        parts.append(machine.platform)
+    if machine.python:
+        parts.append(f"Python {machine.python}")
+    return ", ".join(parts) or "not recorded"
+
+
+def run_facts(data: RunData) -> list[tuple[str, str]]:
+    info = data.info
+    facts = [
+        ("Run", info.run_id),
+        ("Scenario", f"{info.scenario} ({info.kind} run)"),
+        ("Started", when(info.started_at)),
+        ("Ended", when(info.ended_at)),
+        ("Duration", format_duration(data.duration_s)),
+        ("Machine", machine_text(info.machine)),
+        ("Git revision", info.git_revision or "not recorded"),
+    ]
+    if info.stack:
+        facts.append(("Stack settings", ", ".join(f"{k}={v}" for k, v in sorted(info.stack.items()))))
+    if data.acknowledged is not None:
+        facts.append(("Jobs acknowledged", str(len(data.acknowledged))))
+    if data.samples is not None:
+        gaps = int((data.samples["ok"] == 0).sum())
+        facts.append(("Observer samples", f"{len(data.samples)} ({gaps} with a source down)"))
+    if data.faults:
+        facts.append(("Faults injected", ", ".join(f.name for f in data.faults)))
+    if data.missing:
+        facts.append(("Not recorded", ", ".join(data.missing)))
+    if info.notes:
+        facts.append(("Notes", info.notes))
+    return facts
+
+
+@dataclass(frozen=True)
+class CriterionRow:
+    id: str
+    title: str
+    description: str
+    seed_target: str
+    seed_thresholds: str
+    project_target: str
+    measured: str
+    verdict: Verdict
+    verdict_label: str
+    project_label: str
+    reason: str
+
+
+def criterion_row(result: CriterionResult) -> CriterionRow:
+    c = result.criterion
+    project = "; ".join(t.text for t in c.project) or "—"
+    return CriterionRow(
+        id=c.id,
+        title=c.title,
+        description=c.description,
+        seed_target=c.seed_target,
+        seed_thresholds="; ".join(t.text for t in c.seed),
+        project_target=project,
+        measured=result.measured_text,
+        verdict=result.verdict,
+        verdict_label=VERDICT_LABEL[result.verdict],
+        project_label=PROJECT_LABEL[result.project_verdict] if result.project_verdict else "—",
+        reason=result.reason,
+    )
+
+
+def criteria_rows(data: RunData) -> list[CriterionRow]:
+    return [criterion_row(r) for r in data.evaluation.results]
+
+
+# (total key, label, what it means, whether a non-zero count is a problem)
+CHECKER_ROWS: list[tuple[str, str, str, bool]] = [
+    ("acknowledged", "Jobs acknowledged", "the API answered 202 for these", False),
+    ("completed", "Jobs completed", "ended COMPLETED", False),
+    ("lost", "Jobs lost", "acknowledged, but not terminal after the drain (or no row at all)", True),
+    ("failed", "Jobs failed", "FAILED though expected to succeed (or FAILED without a reason)", True),
+    ("cancelled", "Jobs cancelled", "CANCELLED though expected to succeed", True),
+    ("expected_failures", "Expected failures", "stores with malformed catalogs that ended FAILED with a reason", False),
+    ("expected_failure_missed", "Expected failures missed", "malformed stores whose job did not fail", True),
+    (
+        "unexpected_jobs",
+        "Unexpected job rows",
+        "rows for the run's companies that no client was acknowledged for",
+        True,
+    ),
+    ("success_rate", "Success rate", "completed / expected to succeed", False),
+    ("products_expected", "Products expected", "catalog products of completed sources", False),
+    ("products_missing", "Products missing", "in the catalog of a completed job, not in the database", True),
+    ("products_duplicated", "Products duplicated", "more than one row for (company, external id, source)", True),
+    ("products_unexpected", "Products unexpected", "not in any catalog, or malformed in it", True),
+    ("images_expected", "Images expected", "good images of completed sources", False),
+    ("images_missing", "Images missing", "no STORED row or no original object", True),
+    ("images_duplicated", "Images duplicated", "more than one row or original object per (product, url)", True),
+    ("images_unexpected", "Images unexpected", "not in a requested catalog, or stored though marked bad", True),
+    ("images_rejected_as_expected", "Images rejected as expected", "bad images the importer refused", False),
+    ("thumbnails_missing", "Thumbnails missing", "stored image without its thumbnail object", True),
+    ("thumbnails_duplicated", "Thumbnails duplicated", "more than one thumbnail object per (product, url)", True),
+    (
+        "objects_unexpected",
+        "Unexpected S3 objects",
+        "objects under the run's companies no row or catalog explains",
+        True,
+    ),
+    ("acknowledged_twice", "Job ids acknowledged twice", "the API answered 202 twice with the same id", True),
+    ("catalogs_missing", "Catalogs missing", "acknowledged stores whose expected catalog the checker lacked", True),
+]
+
+
+@dataclass(frozen=True)
+class CheckerRow:
+    label: str
+    value: str
+    meaning: str
+    problem: bool
+
+
+def checker_rows(data: RunData) -> list[CheckerRow]:
+    if data.check is None:
+        return []
+    totals = data.check.totals
+    rows = []
+    for key, label, meaning, counts_as_problem in CHECKER_ROWS:
+        if key not in totals:
+            continue
+        value: Any = totals[key]
+        if key == "success_rate":
+            text = "—" if value is None else f"{value * 100:.2f}%"
+            problem = False
+        else:
+            text = str(value)
+            problem = counts_as_problem and bool(value)
+        rows.append(CheckerRow(label, text, meaning, problem))
+    return rows
+
+
+FINDING_ORDER = (
+    "jobs_lost",
+    "jobs_failed",
+    "expected_failure_missed",
+    "products_missing",
+    "products_duplicated",
+    "images_missing",
+    "images_duplicated",
+    "thumbnails_missing",
+    "thumbnails_duplicated",
+    "products_unexpected",
+    "images_unexpected",
+    "objects_unexpected",
+    "jobs_unexpected",
+    "acknowledged_twice",
+    "catalogs_missing",
+    "expected_failures",
+)
+"""Problems first, in the order a person fixing the importer wants them; unknown ones last."""
+FINDING_COLUMNS = ("kind", "job_id", "company_id", "source", "external_id", "url", "status", "detail")
+FINDINGS_SHOWN = 20
+
+
+def finding_tables(data: RunData) -> list[tuple[str, list[str], list[list[str]], int]]:
+    """(category, columns, first rows, how many more exist) for each non-empty category."""
+    if data.check is None:
+        return []
+    tables = []
+    rank = {name: i for i, name in enumerate(FINDING_ORDER)}
+    for category, findings in sorted(data.check.findings.items(), key=lambda kv: (rank.get(kv[0], 99), kv[0])):
+        if not findings:
+            continue
+        columns = [c for c in FINDING_COLUMNS if any(getattr(f, c) for f in findings)]
+        rows = [[str(getattr(f, c)) for c in columns] for f in findings[:FINDINGS_SHOWN]]
+        more = len(findings) - len(rows) + data.check.truncated.get(category, 0)
+        tables.append((category, columns, rows, more))
+    return tables
+
+
+def failure_reasons(data: RunData) -> list[tuple[str, int]]:
+    return list(data.check.failure_reasons.most_common(20)) if data.check else []
