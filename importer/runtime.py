@@ -65,7 +65,7 @@ class Runtime:
             bucket=settings.s3_bucket,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
-            max_connections=settings.image_concurrency * 2,
+            max_connections=settings.image_concurrency * 2 + 4,
         )
         return cls(
             settings=settings,

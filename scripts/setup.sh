@@ -5,7 +5,7 @@
 # before every test run costs a few seconds. Meant for root on Debian 12 (CI, a dev VM);
 # as another user it uses sudo for the apt step, when sudo exists.
 #
-#   1. Debian packages: postgresql, redis-server, redis-sentinel, python3.11-venv (only missing ones)
+#   1. Debian packages: postgresql, redis-server, redis-sentinel, jq, python3.11-venv (only missing ones)
 #   2. no Debian-managed postgres/redis left running (the stack runs its own, on free ports)
 #   3. .venv with python3.11 and `pip install -e '.[dev]'` (skipped while the stamp matches)
 #   4. Toxiproxy built with `go install` at a pinned version, as /usr/local/bin/toxiproxy-server
@@ -68,11 +68,12 @@ missing=()
 have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
+command -v jq >/dev/null 2>&1 || missing+=(jq)  # the README's examples read stack.json with it
 python_ok || missing+=(python3.11 python3.11-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
     install_packages "${missing[@]}"
 else
-    log "Debian packages present (postgresql, redis-server, redis-sentinel, python3.11-venv)"
+    log "Debian packages present (postgresql, redis-server, redis-sentinel, jq, python3.11-venv)"
 fi
 have_postgres || die "PostgreSQL still missing after apt-get install postgresql"
 command -v redis-server >/dev/null 2>&1 || die "redis-server still missing after apt-get install"

@@ -23,6 +23,9 @@ _TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.QueryCanceledError,
+    # Raised when a connection that broke mid-query is reset on its way back to the pool
+    # ("cannot switch to state …; another operation is in progress"): the socket died, not the SQL.
+    asyncpg.exceptions.InternalClientError,
 )
 
 

@@ -35,7 +35,17 @@ async def import_catalog(ctx: dict[str, Any], job_id: str) -> dict[str, Any]:
     rt: Runtime = ctx["runtime"]
     job_try: int = ctx.get("job_try", 1)
     with bound_context(job_id=job_id, job_try=job_try):
-        return await _run(rt, UUID(job_id), job_try)
+        try:
+            return await _run(rt, UUID(job_id), job_try)
+        except (Retry, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            # Whatever escaped the sorting in _run (e.g. a database error while recording a
+            # failure) must not make arq drop the job for good: the row would stay active with
+            # no queue entry. Retry it; arq's own try limit still bounds this (finish_failed_job).
+            delay = _delay(rt, job_try, None)
+            log.exception("job_unexpected_error", retry_in=round(delay, 2))
+            raise Retry(defer=delay) from exc
 
 
 async def _run(rt: Runtime, job_id: UUID, job_try: int) -> dict[str, Any]:

@@ -209,6 +209,11 @@ class ImportWorker(Worker):
 
     async def _try_start(self, job_id: str) -> bool:
         """Take the job if nobody holds its lease; True when a task was started for it."""
+        running = self.tasks.get(job_id)
+        if running is not None and not running.done():
+            # Our own lease lapsed (a slow renewal) while we still run the job: keep running it
+            # here rather than starting a second copy in this process; the keeper re-takes the key.
+            return False
         key = in_progress_key(job_id)
         async with self.pool.pipeline(transaction=True) as pipe:
             await pipe.watch(key)

@@ -38,7 +38,7 @@ async def test_redis_restart_while_jobs_run(stack, api: ImporterApi, provider: F
     workers = [stack.start_worker(env=FAST, worker_id=f"redis-rider-{i}") for i in range(2)]
     tenant, jobs = await _submit_slow_jobs(api, provider, "redis-restart", 4)
     await wait_for(lambda: _in_progress(stack), timeout=60, what="jobs to start")
-    await asyncio.to_thread(stack.restart_redis)
+    await asyncio.to_thread(stack.restart_redis, down_for=2.0)
     results = [await api.wait_terminal(tenant, j, timeout=240) for j in jobs]
     assert [r["status"] for r in results] == ["COMPLETED"] * len(jobs), results
     for w in workers:
@@ -50,7 +50,7 @@ async def test_postgres_restart_while_jobs_run(stack, api: ImporterApi, provider
     workers = [stack.start_worker(env=FAST, worker_id=f"pg-rider-{i}") for i in range(2)]
     tenant, jobs = await _submit_slow_jobs(api, provider, "pg-restart", 4)
     await wait_for(lambda: _in_progress(stack), timeout=60, what="jobs to start")
-    await asyncio.to_thread(stack.restart_postgres)
+    await asyncio.to_thread(stack.restart_postgres, down_for=2.0)
     results = [await api.wait_terminal(tenant, j, timeout=240) for j in jobs]
     assert [r["status"] for r in results] == ["COMPLETED"] * len(jobs), results
     for w in workers:

@@ -77,11 +77,15 @@ async def test_two_workers_racing_on_one_job(stack, api: ImporterApi, provider: 
         await wait_for(lambda: r.exists("importer:workers:racer-b"), timeout=60, what="worker B to register")
 
         async def b_took_it() -> bool:
-            await r.delete(f"arq:in-progress:{job_id}")  # A's lease "expires"
             owner = await db.fetchval("SELECT worker_id FROM product_import_jobs WHERE id = $1", job_id)
-            return bool(owner == "racer-b")
+            if owner == "racer-b":
+                return True
+            await r.delete(f"arq:in-progress:{job_id}")  # A's lease "expires" (A keeps running)
+            return False
 
-        await wait_for(b_took_it, timeout=30, interval=0.05, what="worker B to claim the job")
+        # One deletion per second: B polls every 0.1 s, so it wins the freed job well before A's
+        # lease keeper (every 2 s) takes the key back.
+        await wait_for(b_took_it, timeout=60, interval=1.0, what="worker B to claim the job")
         job = await api.wait_terminal(tenant, job_id, timeout=180)
     finally:
         await db.close()
