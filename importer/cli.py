@@ -36,22 +36,29 @@ def migrate() -> None:
 def api(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    processes: Annotated[
+        int | None, typer.Option(help="API processes sharing the port (default IMPORTER_API_PROCESSES, 1).")
+    ] = None,
 ) -> None:
     """Serve the HTTP API (uvicorn)."""
     import uvicorn
 
-    from importer.api.app import create_app
-
     settings = get_settings()
     configure_logging(settings.log_level, service="api")
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-    )
+    count = processes or settings.api_processes
+    options = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds),
+    }
+    if count > 1:
+        uvicorn.run("importer.api.asgi:app_factory", factory=True, workers=count, **options)  # type: ignore[arg-type]
+    else:
+        from importer.api.app import create_app
+
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
 
 
 @app.command()

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
 
     # --- API ----------------------------------------------------------------------------------
     operator_token: SecretStr = SecretStr("")
+    api_processes: int = Field(1, ge=1, le=64)
+    api_key_cache_seconds: float = Field(30.0, ge=0)
     sse_poll_interval: float = Field(5.0, gt=0)
     sse_max_duration: float = Field(3600.0, gt=0)
 
@@ -110,6 +112,8 @@ class Settings(BaseSettings):
     health_age_scan_limit: int = Field(1_000, ge=1)
     basic_defer_seconds: float = Field(300.0, ge=0)
     overload_retry_after: int = Field(60, ge=1)
+    # Retry-After of a 503 answered because Postgres or Redis did not answer the API.
+    unavailable_retry_after: int = Field(5, ge=1)
     brake_resume_after: float = Field(300.0, gt=0)
     brake_cooldown: float = Field(300.0, ge=0)
 

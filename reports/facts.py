@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from lab.criteria import CriterionResult, Verdict
-from lab.expressions import format_duration
+from lab.expressions import format_duration, percentile
 from lab.rundir import Machine
 from reports.data import RunData
 
@@ -59,20 +59,95 @@ def run_facts(data: RunData) -> list[tuple[str, str]]:
         ("Machine", machine_text(info.machine)),
         ("Git revision", info.git_revision or "not recorded"),
     ]
-    if info.stack:
-        facts.append(("Stack settings", ", ".join(f"{k}={v}" for k, v in sorted(info.stack.items()))))
+    # One row per setting, in the order the run recorded them: a run-on line hides the one that matters.
+    facts.extend((f"Setting: {k}", str(v)) for k, v in info.stack.items())
     if data.acknowledged is not None:
         facts.append(("Jobs acknowledged", str(len(data.acknowledged))))
     if data.samples is not None:
         gaps = int((data.samples["ok"] == 0).sum())
         facts.append(("Observer samples", f"{len(data.samples)} ({gaps} with a source down)"))
+        facts.extend(load_facts(data))
     if data.faults:
         facts.append(("Faults injected", ", ".join(f.name for f in data.faults)))
     if data.missing:
         facts.append(("Not recorded", ", ".join(data.missing)))
-    if info.notes:
-        facts.append(("Notes", info.notes))
+    notes = [n.strip() for n in info.notes.split(" | ") if n.strip()]
+    for number, note in enumerate(notes, start=1):
+        facts.append((f"Note {number}" if len(notes) > 1 else "Notes", note))
     return facts
+
+
+def load_facts(data: RunData) -> list[tuple[str, str]]:
+    """Peak queue and the worker range, from the observer's samples (absent columns are skipped)."""
+    frame = data.samples
+    if frame is None or not len(frame):
+        return []
+    facts = []
+    for column, label in (("waiting", "Peak waiting jobs"), ("queue_due", "Peak queue depth (waiting + active)")):
+        series = frame[column]
+        if series.notna().any():
+            row = int(series.fillna(-1).to_numpy().argmax())  # positional: the frame is sorted by time
+            at = float(frame["elapsed_s"].to_numpy()[row])
+            facts.append((label, f"{int(series.to_numpy()[row]):,} (at {format_duration(at)})"))
+    workers = frame["workers_alive"].dropna()
+    if len(workers):
+        facts.append(("Workers alive", f"{int(workers.min())} to {int(workers.max())}"))
+    return facts
+
+
+@dataclass(frozen=True)
+class DurationRow:
+    size: str
+    jobs: int
+    completed: int
+    not_completed: int  # failed, cancelled, or never seen ending by the client
+    p50: str
+    p95: str
+    p99: str
+    longest: str
+
+
+def duration_rows(data: RunData) -> list[DurationRow]:
+    """End-to-end duration (submit → COMPLETED, client view) per catalog size, smallest first."""
+    groups: dict[int, list[float]] = {}
+    counts: dict[int, list[int]] = {}
+    for job in data.acknowledged or ():
+        done = groups.setdefault(job.products, [])
+        tally = counts.setdefault(job.products, [0, 0])
+        tally[0] += 1
+        if job.final_status == "COMPLETED" and job.end_to_end_seconds is not None:
+            done.append(job.end_to_end_seconds)
+        else:
+            tally[1] += 1
+
+    def fmt(values: list[float], p: float | None) -> str:
+        if not values:
+            return "—"
+        return format_duration(max(values) if p is None else percentile(values, p))
+
+    return [
+        DurationRow(
+            size=f"{size:,} products",
+            jobs=counts[size][0],
+            completed=len(done),
+            not_completed=counts[size][1],
+            p50=fmt(done, 50),
+            p95=fmt(done, 95),
+            p99=fmt(done, 99),
+            longest=fmt(done, None),
+        )
+        for size, done in sorted(groups.items())
+    ]
+
+
+DURATION_HEADER = ["catalog size", "jobs", "completed", "not completed", "p50", "p95", "p99", "longest"]
+
+
+def duration_table(data: RunData) -> list[list[str]]:
+    return [
+        [r.size, str(r.jobs), str(r.completed), str(r.not_completed), r.p50, r.p95, r.p99, r.longest]
+        for r in duration_rows(data)
+    ]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,16 @@ from pathlib import Path
 from lab.criteria import Verdict
 from reports.charts import Chart
 from reports.data import RunData
-from reports.facts import checker_rows, criteria_rows, failure_reasons, finding_tables, run_facts
+from reports.experiments import ExperimentSection
+from reports.facts import (
+    DURATION_HEADER,
+    checker_rows,
+    criteria_rows,
+    duration_table,
+    failure_reasons,
+    finding_tables,
+    run_facts,
+)
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1d1d1f;background:#f6f7f9}
@@ -107,6 +116,16 @@ def _checker(data: RunData) -> str:
     return "".join(parts)
 
 
+def _durations(data: RunData) -> str:
+    rows = duration_table(data)
+    if not rows:
+        return ""
+    body = _table(DURATION_HEADER, [[_e(c) for c in row] for row in rows])
+    return (
+        f"<h2>Job durations by catalog size</h2><p class='muted'>Submit to COMPLETED, as the clients saw it.</p>{body}"
+    )
+
+
 def _charts(charts: list[Chart]) -> str:
     parts = []
     for chart in charts:
@@ -120,7 +139,76 @@ def _charts(charts: list[Chart]) -> str:
     return "".join(parts)
 
 
-def html(data: RunData, charts: list[Chart]) -> str:
+def _experiments(sections: list[ExperimentSection]) -> str:
+    """One block per experiment run: timeline, figures vs targets, checks, checker, journal."""
+    parts = []
+    for s in sections:
+        state = "pass" if s.verdict == "PASS" else "fail"
+        parts.append(
+            f"<h3 id='{_e(s.journal.slug)}'><span class='v {state}'>{_e(s.verdict)}</span> {_e(s.title)}</h3>"
+            f"<p class='desc'>{_e(s.journal.description)}</p>"
+        )
+        if s.chart is not None:
+            parts.append(
+                f"<figure><img alt='{_e(s.journal.slug)}' src='{_image(s.chart)}'>"
+                f"<figcaption>{_e(s.chart_caption)}</figcaption></figure>"
+            )
+        else:
+            parts.append(f"<p class='muted'>{_e(s.chart_caption)}</p>")
+        parts.append(_table(["", ""], [[f"<b>{_e(k)}</b>", _e(v)] for k, v in s.details]))
+        if s.figures:
+            parts.append("<h4>Recovery figures</h4>")
+            rows = []
+            for f in s.figures:
+                verdict = f"<span class='v {'fail' if f.verdict == 'FAIL' else 'pass'}'>{_e(f.verdict)}</span>"
+                rows.append(
+                    [
+                        f"<b>{_e(f.metric)}</b>",
+                        _e(f.measured),
+                        _e(f.target),
+                        f"<code>{_e(f.project)}</code>" if f.project != "—" else "—",
+                        verdict if f.verdict else "—",
+                        f"<span class='desc'>{_e(f.meaning)}</span>",
+                    ]
+                )
+            parts.append(_table(["figure", "measured", "seed target", "project target", "verdict", "meaning"], rows))
+        if s.journal.checks:
+            parts.append("<h4>Checks</h4>")
+            parts.append(
+                _table(
+                    ["", "check", "detail"],
+                    [
+                        [
+                            f"<span class='v {'pass' if c.passed else 'fail'}'>{'pass' if c.passed else 'FAIL'}</span>",
+                            _e(c.name),
+                            _e(c.detail),
+                        ]
+                        for c in s.journal.checks
+                    ],
+                    ["" if c.passed else "problem" for c in s.journal.checks],
+                )
+            )
+        if s.checker:
+            parts.append("<h4>Data-loss checker (this run's jobs)</h4>")
+            parts.append(
+                _table(
+                    ["", "count"],
+                    [[_e(label), f"<b>{_e(value)}</b>" if bad else _e(value)] for label, value, bad in s.checker],
+                    ["problem" if bad else "" for _, _, bad in s.checker],
+                )
+            )
+        parts.append("<h4>Journal</h4>")
+        parts.append(
+            _table(
+                ["phase", "type", "activity", "start (s)", "took (s)", "status", "output"],
+                [[_e(c) for c in row] for row in s.activities],
+                ["problem" if row[5] != "succeeded" else "" for row in s.activities],
+            )
+        )
+    return "".join(parts)
+
+
+def html(data: RunData, charts: list[Chart], experiments: list[ExperimentSection] | None = None) -> str:
     ev = data.evaluation
     state = "pass" if ev.passed else "fail"
     facts = _table(["", ""], [[f"<b>{_e(k)}</b>", _e(v)] for k, v in run_facts(data)])
@@ -137,13 +225,17 @@ judged on the {_e(ev.gate)} targets · exit code {ev.exit_code}</div></div>
 <main>
 <h2>Run</h2>{facts}
 <h2>Success criteria</h2>{_criteria(data)}
+{_durations(data)}
+{"<h2>Chaos experiments</h2>" + _experiments(experiments) if experiments else ""}
 <h2>Charts</h2>{_charts(charts)}
 <h2>Data-loss checker</h2>{_checker(data)}
 </main></body></html>
 """
 
 
-def write_html(data: RunData, charts: list[Chart], path: Path) -> None:
+def write_html(
+    data: RunData, charts: list[Chart], path: Path, experiments: list[ExperimentSection] | None = None
+) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html(data, charts), encoding="utf-8")
+    tmp.write_text(html(data, charts, experiments), encoding="utf-8")
     tmp.replace(path)

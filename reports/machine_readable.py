@@ -15,10 +15,13 @@ from lab.criteria import Verdict
 from lab.rundir import write_json
 from reports.charts import Chart
 from reports.data import RunData
+from reports.experiments import ExperimentSection, section_summary
 from reports.facts import checker_rows, criteria_rows, run_facts
 
 
-def summary(data: RunData, charts: list[Chart], files: list[str]) -> dict[str, Any]:
+def summary(
+    data: RunData, charts: list[Chart], files: list[str], experiments: list[ExperimentSection] | None = None
+) -> dict[str, Any]:
     ev = data.evaluation
     return {
         "run_id": data.info.run_id,
@@ -53,12 +56,19 @@ def summary(data: RunData, charts: list[Chart], files: list[str]) -> dict[str, A
         "checker_problems": [r.label for r in checker_rows(data) if r.problem],
         "charts": {c.name: (str(c.path.relative_to(data.run_dir)) if c.path else c.caption) for c in charts},
         "missing_inputs": data.missing,
+        "experiments": section_summary(experiments or []),
         "files": files,
     }
 
 
-def write_summary(data: RunData, charts: list[Chart], files: list[str], path: Path) -> None:
-    write_json(path, summary(data, charts, files))
+def write_summary(
+    data: RunData,
+    charts: list[Chart],
+    files: list[str],
+    path: Path,
+    experiments: list[ExperimentSection] | None = None,
+) -> None:
+    write_json(path, summary(data, charts, files, experiments))
 
 
 def junit(data: RunData) -> ET.ElementTree[ET.Element]:

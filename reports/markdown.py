@@ -11,7 +11,16 @@ from pathlib import Path
 from lab.criteria import Verdict
 from reports.charts import Chart
 from reports.data import RunData
-from reports.facts import checker_rows, criteria_rows, failure_reasons, finding_tables, run_facts
+from reports.experiments import ExperimentSection
+from reports.facts import (
+    DURATION_HEADER,
+    checker_rows,
+    criteria_rows,
+    duration_table,
+    failure_reasons,
+    finding_tables,
+    run_facts,
+)
 
 ICON = {Verdict.PASS: "✅", Verdict.FAIL: "❌", Verdict.NOT_MEASURED: "⚪", Verdict.ERROR: "⛔"}
 
@@ -26,7 +35,41 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def markdown(data: RunData, charts: list[Chart]) -> str:
+def _experiments(sections: list[ExperimentSection], run_dir: Path) -> list[str]:
+    """One subsection per experiment run: timeline, figures vs targets, checks, checker, journal."""
+    out = ["## Chaos experiments", ""]
+    for s in sections:
+        icon = "✅" if s.verdict == "PASS" else "❌"
+        out += [f"### {icon} {s.title}", "", f"_{s.journal.description}_", ""]
+        if s.chart is not None:
+            out += [f"![{s.journal.slug}]({s.chart.relative_to(run_dir).as_posix()})", ""]
+        out += [f"_{s.chart_caption}_", ""]
+        out += [*_table(["", ""], [[f"**{k}**", v] for k, v in s.details]), ""]
+        if s.figures:
+            out += ["**Recovery figures**", ""]
+            out += _table(
+                ["figure", "measured", "seed target", "project target", "verdict", "meaning"],
+                [[f.metric, f.measured, f.target, f.project, f.verdict or "—", f.meaning] for f in s.figures],
+            )
+            out.append("")
+        if s.journal.checks:
+            out += ["**Checks**", ""]
+            out += _table(
+                ["", "check", "detail"],
+                [["✅" if c.passed else "❌", c.name, c.detail] for c in s.journal.checks],
+            )
+            out.append("")
+        if s.checker:
+            out += ["**Data-loss checker (this run's jobs)**", ""]
+            out += _table(["", "count"], [[("⚠️ " if bad else "") + label, value] for label, value, bad in s.checker])
+            out.append("")
+        out += ["**Journal**", ""]
+        out += _table(["phase", "type", "activity", "start (s)", "took (s)", "status", "output"], s.activities)
+        out.append("")
+    return out
+
+
+def markdown(data: RunData, charts: list[Chart], experiments: list[ExperimentSection] | None = None) -> str:
     ev = data.evaluation
     icon = "✅" if ev.passed else "❌"
     out = [
@@ -63,6 +106,12 @@ def markdown(data: RunData, charts: list[Chart]) -> str:
     reasons = [r for r in criteria_rows(data) if r.verdict is not Verdict.PASS]
     if reasons:
         out += ["Why:", ""] + [f"- **{r.id}** ({r.verdict_label}): {_cell(r.reason)}" for r in reasons] + [""]
+    durations = duration_table(data)
+    if durations:
+        out += ["## Job durations by catalog size", "", "Submit to COMPLETED, as the clients saw it.", ""]
+        out += [*_table(DURATION_HEADER, durations), ""]
+    if experiments:
+        out += _experiments(experiments, data.run_dir)
     out += ["## Charts", ""]
     for chart in charts:
         out.append(f"### {chart.title}")
@@ -102,7 +151,9 @@ def markdown(data: RunData, charts: list[Chart]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_markdown(data: RunData, charts: list[Chart], path: Path) -> None:
+def write_markdown(
+    data: RunData, charts: list[Chart], path: Path, experiments: list[ExperimentSection] | None = None
+) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(markdown(data, charts))
+    tmp.write_text(markdown(data, charts, experiments))
     tmp.replace(path)

@@ -24,6 +24,7 @@ from lab.rundir import (
 )
 from reports.charts import Chart, render_charts
 from reports.data import load_run
+from reports.experiments import experiment_sections
 from reports.html import write_html
 from reports.machine_readable import write_junit, write_summary
 from reports.markdown import write_markdown
@@ -60,11 +61,12 @@ def render(run_dir: Path, *, criteria_path: Path = DEFAULT_CRITERIA, gate: Gate 
         stale = run_dir / CHARTS_DIR / f"{chart.name}.png"
         if chart.path is None and stale.exists():
             stale.unlink()
+    experiments = experiment_sections(data, run_dir / CHARTS_DIR)  # chaos runs: one section per experiment run
     write_junit(data, run_dir / JUNIT_XML)
-    write_markdown(data, charts, run_dir / REPORT_MD)
-    write_html(data, charts, run_dir / REPORT_HTML)
+    write_markdown(data, charts, run_dir / REPORT_MD, experiments)
+    write_html(data, charts, run_dir / REPORT_HTML, experiments)
     files = sorted({*(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()), SUMMARY_JSON})
-    write_summary(data, charts, files, run_dir / SUMMARY_JSON)
+    write_summary(data, charts, files, run_dir / SUMMARY_JSON, experiments)
     ev = data.evaluation
     log.info("report: %s %s (%s) -> %s", data.info.run_id, ev.verdict, ev.reason, run_dir / REPORT_HTML)
     return Rendered(run_dir, ev, charts, files)

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from cachetools import TTLCache
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -46,6 +47,11 @@ def create_app(settings: Settings) -> FastAPI:
             hub=hub,
             health=HealthCache(settings, redis, db),
             counters=Counters(redis),
+            companies=(
+                TTLCache(maxsize=10_000, ttl=settings.api_key_cache_seconds)
+                if settings.api_key_cache_seconds > 0
+                else None
+            ),
         )
         log.info("api_started", environment=settings.environment)
         try:
@@ -67,7 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(imports.router)
     app.include_router(ops.router)
-    _install_error_handlers(app)
+    _install_error_handlers(app, settings)
     return app
 
 
@@ -86,7 +92,7 @@ async def _open_db(settings: Settings) -> Any:
             await asyncio.sleep(min(5.0, 0.5 * attempt))
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status_code, headers=exc.headers)
@@ -110,7 +116,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(
                 {"error": "a backing service is unavailable; retry shortly"},
                 status_code=503,
-                headers={"Retry-After": "5"},
+                headers={"Retry-After": str(settings.unavailable_retry_after)},
             )
-        log.exception("api_internal_error")
+        log.exception("api_internal_error", error=repr(exc))
         return JSONResponse({"error": "internal error"}, status_code=500)

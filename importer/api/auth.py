@@ -29,10 +29,15 @@ async def current_company(
     ctx: Annotated[ApiContext, Depends(get_context)],
 ) -> Company:
     key = _token(credentials)
-    async with ctx.db.acquire() as conn:
-        company = await companies.by_api_key(conn, key)
+    digest = companies.hash_api_key(key)
+    company = ctx.companies.get(digest) if ctx.companies is not None else None
     if company is None:
-        raise ApiError(401, "invalid API key", headers=_CHALLENGE)
+        async with ctx.db.acquire() as conn:
+            company = await companies.by_api_key(conn, key)
+        if company is None:  # unknown keys are not cached: nothing to gain, a cache to fill
+            raise ApiError(401, "invalid API key", headers=_CHALLENGE)
+        if ctx.companies is not None:
+            ctx.companies[digest] = company
     bind_context(company_id=str(company.id))
     return company
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import TTLCache
 from fastapi import Request
 
 from importer.api.hub import EventHub
+from importer.models import Company
 from importer.protection.counters import Counters
 from importer.protection.health import HealthCache
 from importer.settings import Settings
@@ -21,6 +23,9 @@ class ApiContext:
     hub: EventHub
     health: HealthCache | None = None
     counters: Counters | None = None
+    # key digest → company, so a client's every request is not a Postgres round trip; a revoked
+    # key keeps working for at most ``api_key_cache_seconds`` in each API process.
+    companies: TTLCache[str, Company] | None = None
 
 
 def get_context(request: Request) -> ApiContext:

@@ -122,7 +122,7 @@ class ImportWorker(Worker):
     async def _register_loop(self) -> None:
         """Keep ``importer:workers:<id>`` alive (TTL one lease) so others can count live workers."""
         while True:
-            running = sum(not t.done() for t in self.tasks.values())
+            running = self._running()
             value = json.dumps(
                 {
                     "pid": os.getpid(),
@@ -143,8 +143,15 @@ class ImportWorker(Worker):
         await self._startup(self.ctx)
         async for _ in poll(self.poll_delay_s):
             await self._poll_iteration()
+            # Leaving by ourselves once stopping and idle does not depend on main_task.cancel()
+            # arriving: a cancellation absorbed inside a client library must not keep us alive.
+            if self._stopping and not self._running():
+                return
             if self.burst and not self.tasks and await self._queue_empty():
                 return
+
+    def _running(self) -> int:
+        return sum(not t.done() for t in self.tasks.values())
 
     async def _queue_empty(self) -> bool:
         with contextlib.suppress(*_REDIS_ERRORS):
@@ -287,7 +294,7 @@ class ImportWorker(Worker):
         self.allow_pick_jobs = False
         if self.runtime is not None:
             self.runtime.shutdown.set()
-        running = sum(not t.done() for t in self.tasks.values())
+        running = self._running()
         log.info(
             "worker_stopping",
             signal=sig.name,
@@ -321,15 +328,24 @@ class ImportWorker(Worker):
             self.main_task.cancel()
 
     async def close(self) -> None:
-        """Close pools even when Redis is down: a stopping worker must still exit 0."""
+        """Close pools even when Redis is down: a stopping worker must still exit 0.
+
+        Every step is bounded by the shutdown grace: a pool that cannot close cleanly (a peer
+        that stopped answering) must not turn a SIGTERM into a SIGKILL by the supervisor.
+        """
+        log.info("worker_closing", running_jobs=self._running())
+        bound = max(1.0, self.settings.shutdown_grace_seconds)
         try:
             with contextlib.suppress(*_REDIS_ERRORS):
-                await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-                await self.pool.delete(self.health_check_key)
-            await self._shutdown(self.ctx)
+                await asyncio.wait_for(asyncio.gather(*self.tasks.values(), return_exceptions=True), bound)
+                await asyncio.wait_for(self.pool.delete(self.health_check_key), bound)
+            try:
+                await asyncio.wait_for(self._shutdown(self.ctx), bound)
+            except TimeoutError:
+                log.warning("worker_close_timeout", step="runtime", bound=bound)
         finally:
             with contextlib.suppress(*_REDIS_ERRORS):
-                await self.pool.aclose(close_connection_pool=True)
+                await asyncio.wait_for(self.pool.aclose(close_connection_pool=True), bound)
             self._pool = None
         if self._stop_started is not None:
             log.info("worker_stopped", shutdown_duration=round(time.monotonic() - self._stop_started, 3))

@@ -62,6 +62,16 @@ def print_summary(info: StackInfo, run_dir: Path) -> None:
         if url:
             typer.echo(f"  {label + ':':<10} {url}")
     typer.echo(f"  {'s3 bucket:':<10} {info.s3_bucket}")
+    if info.ha is not None:
+        ha = info.ha
+        typer.echo(f"  {'sentinels:':<10} {', '.join(ha.sentinels)} (master name {ha.master_name})")
+        for node in ha.nodes:
+            via = f" via proxy 127.0.0.1:{node.proxy_port}" if node.proxy_port else ""
+            typer.echo(f"  {node.name + ':':<10} 127.0.0.1:{node.port}{via}")
+        if ha.toxiproxy_url:
+            typer.echo(f"  {'toxiproxy:':<10} {ha.toxiproxy_url} (postgres proxy 127.0.0.1:{ha.postgres_proxy_port})")
+        else:
+            typer.echo("  toxiproxy: not installed; partition experiments cannot run (see scripts/setup.sh)")
     typer.echo(f"  operator token: {info.operator_token}")
     typer.echo(f"  stack file:     {stack_json_path(run_dir.absolute())}")
     typer.echo(f"  logs:           {run_dir.absolute() / 'logs'}")
@@ -86,6 +96,19 @@ def up(
     start_timeout: Annotated[
         float | None, typer.Option(min=1.0, help="Seconds each component may take to become healthy.")
     ] = None,
+    topology: Annotated[
+        str,
+        typer.Option(
+            help="single: one Redis (quick runs). ha: Redis primary + 2 replicas + 3 Sentinels, "
+            "Toxiproxy in front of Postgres and each Redis node (chaos drills)."
+        ),
+    ] = "single",
+    sentinel_down_after_ms: Annotated[
+        int, typer.Option(min=100, help="ha: Sentinel down-after-milliseconds (drills shorten it).")
+    ] = 5000,
+    sentinel_failover_timeout_ms: Annotated[
+        int, typer.Option(min=1000, help="ha: Sentinel failover-timeout in milliseconds.")
+    ] = 30000,
 ) -> None:
     """Start the local stack in the background and wait until every part is healthy.
 
@@ -93,9 +116,14 @@ def up(
     Exits non-zero when a stack is already running in RUN_DIR or a component fails to
     start (its log's last lines are printed, and whatever had started is stopped).
     """
+    if topology not in ("single", "ha"):
+        raise typer.BadParameter("expected single or ha", param_hint="--topology")
     config = StackConfig(
         run_dir=run_dir,
         workers=workers,
+        topology=topology,  # type: ignore[arg-type]
+        sentinel_down_after_ms=sentinel_down_after_ms,
+        sentinel_failover_timeout_ms=sentinel_failover_timeout_ms,
         env_overrides=parse_env(env or []),
         with_importer=not infra_only,
         provider_args=list(provider_arg or []),

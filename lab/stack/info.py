@@ -29,6 +29,49 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class HaNode(BaseModel):
+    """One Redis node of the HA topology: where it really listens, and its proxy in front."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    port: int
+    proxy: str | None = None  # Toxiproxy proxy name; None when Toxiproxy is not installed
+    proxy_port: int | None = None
+    dir: str
+
+    @property
+    def client_port(self) -> int:
+        """The port Sentinel hands out for this node, i.e. what clients connect to."""
+        return self.proxy_port if self.proxy_port is not None else self.port
+
+
+class HaLayout(BaseModel):
+    """How the HA topology is wired, so a later process (``drill chaos --attach``) can drive it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    master_name: str
+    nodes: list[HaNode]
+    sentinels: list[str]  # host:port, reached directly (never through a proxy)
+    toxiproxy_url: str | None = None  # None: Toxiproxy missing, experiments that need it stop
+    postgres_proxy: str | None = None
+    postgres_proxy_port: int | None = None
+    direct_database_url: str = ""  # the harness's way in, never cut by a partition
+    sentinel_down_after_ms: int = 0
+    sentinel_failover_timeout_ms: int = 0
+
+    def node(self, name: str) -> HaNode:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"no Redis node {name!r} in the HA layout")
+
+    def node_at(self, port: int) -> HaNode | None:
+        """The node Sentinel means by ``127.0.0.1:<port>`` (its proxy port, or its own)."""
+        return next((n for n in self.nodes if port in (n.client_port, n.port)), None)
+
+
 class StackInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -52,6 +95,7 @@ class StackInfo(BaseModel):
     )
     paths: list[str] = Field(default_factory=list, description="entries of run_dir this stack created")
     processes: list[ProcessRecord] = Field(default_factory=list)
+    ha: HaLayout | None = Field(default=None, description="the HA topology's wiring (topology 'ha' only)")
 
     def process(self, name: str) -> ProcessRecord | None:
         return next((p for p in self.processes if p.name == name), None)

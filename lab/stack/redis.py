@@ -23,11 +23,16 @@ from lab.stack.ports import PortAllocator
 PROBE_TIMEOUT = 2.0
 
 
+# Directives whose value is several arguments ("replicaof <host> <port>"): never quoted.
+MULTI_ARGUMENT = frozenset({"replicaof", "slaveof"})
+
+
 def render_config(settings: Mapping[str, str]) -> str:
     """redis.conf text; values with spaces or empty values are quoted as Redis expects."""
     lines = ["# written by lab.stack.redis; Redis/Sentinel may rewrite it (CONFIG REWRITE)"]
     for key, value in settings.items():
-        rendered = f'"{value}"' if value == "" or " " in value else value
+        quote = key not in MULTI_ARGUMENT and (value == "" or " " in value)
+        rendered = f'"{value}"' if quote else value
         lines.append(f"{key} {rendered}")
     return "\n".join(lines) + "\n"
 
@@ -86,6 +91,30 @@ class RedisServer(Component):
 
     def command(self) -> list[str]:
         return [str(self.binary), str(self.config_path)]
+
+    def set_replica_of(self, host: str | None, port: int | None = None) -> None:
+        """Make the next start come up as a replica of ``host:port`` (None: as a primary).
+
+        What Sentinel does to a live node with ``REPLICAOF`` + ``CONFIG REWRITE``, done to the
+        config file of a stopped one: a killed primary restarted with its old file would come
+        back as a second primary until Sentinel noticed and demoted it.
+        """
+        self.prepare()
+        kept = [
+            line
+            for line in self.config_path.read_text().splitlines()
+            if line.split(maxsplit=1)[:1] not in (["replicaof"], ["slaveof"])
+        ]
+        if host is not None:
+            kept.append(f"replicaof {host} {port}")
+        self.config_path.write_text("\n".join(kept) + "\n")
+
+    def replication_role(self) -> str:
+        """``master`` or ``slave``, as the node itself says (ROLE)."""
+        with self.client() as client:
+            answer = client.execute_command("ROLE")
+        first = answer[0]
+        return first.decode() if isinstance(first, bytes) else str(first)
 
     def client(self, **options: object) -> Redis:
         """A short-timeout client for probes and tests (not for the importer's own traffic)."""

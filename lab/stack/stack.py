@@ -68,10 +68,19 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
+Topology = Literal["single", "ha"]
+TOPOLOGIES: tuple[Topology, ...] = ("single", "ha")
+
+
 @dataclass
 class StackConfig:
     run_dir: Path = Path(".drill")
     workers: int = 2
+    # "single": one Redis, quick runs. "ha": Redis primary + 2 replicas + 3 Sentinels, and
+    # Toxiproxy in front of Postgres and of each Redis node (lab/stack/ha.py), for chaos drills.
+    topology: Topology = "single"
+    sentinel_down_after_ms: int = 5000
+    sentinel_failover_timeout_ms: int = 30000
     env_overrides: dict[str, str] = field(default_factory=dict)
     with_importer: bool = True
     reconciler: bool = True  # tests that drive `importer reconciler --once` themselves turn it off
@@ -84,6 +93,8 @@ class StackConfig:
     def __post_init__(self) -> None:
         if self.workers < 0:
             raise ValueError("workers must be >= 0")
+        if self.topology not in TOPOLOGIES:
+            raise ValueError(f"topology must be one of {', '.join(TOPOLOGIES)}, not {self.topology!r}")
         bad = [k for k in self.env_overrides if not k or "=" in k]
         if bad:
             raise ValueError(f"invalid environment variable names: {bad}")
@@ -142,7 +153,17 @@ class WorkerHandle:
 
 
 class Stack:
-    """Owns every process of one local stack. Use ``with Stack(config) as stack:`` or start/stop."""
+    """Owns every process of one local stack. Use ``with Stack(config) as stack:`` or start/stop.
+
+    ``Stack(StackConfig(topology="ha"))`` builds the HA topology (``lab.stack.ha.HaStack``).
+    """
+
+    def __new__(cls, config: StackConfig, progress: ProgressCallback | None = None) -> Stack:
+        if cls is Stack and config.topology == "ha":
+            from lab.stack.ha import HaStack  # here: ha.py builds on this module
+
+            return super().__new__(HaStack)
+        return super().__new__(cls)
 
     def __init__(self, config: StackConfig, progress: ProgressCallback | None = None) -> None:
         self.config = config
@@ -188,6 +209,7 @@ class Stack:
             self._save()
             try:
                 self._start_parallel(self._data_stores())
+                self._after_data_stores()
                 self._publish_endpoints()
                 if self.config.with_importer:
                     self._start_importer()
@@ -202,6 +224,16 @@ class Stack:
 
     def _data_stores(self) -> list[Component]:
         """What the importer depends on. An HA topology returns replicas, Sentinels, proxies."""
+        self.redis = RedisServer(
+            self._component_dir("redis"),
+            log_dir=self.dir.logs_dir,
+            ports=self.ports,
+            start_timeout=self.config.start_timeout,
+        )
+        return [*self._common_services(), self.redis]
+
+    def _common_services(self) -> list[Component]:
+        """Postgres, S3 and the provider: the same in every topology (built, not started)."""
         logs = self.dir.logs_dir
         timeout = self.config.start_timeout
         self.postgres = PostgresServer(
@@ -211,12 +243,14 @@ class Stack:
             server_settings=self.config.postgres_settings,
             start_timeout=timeout,
         )
-        self.redis = RedisServer(self._component_dir("redis"), log_dir=logs, ports=self.ports, start_timeout=timeout)
         self.s3 = MotoS3(log_dir=logs, bucket=self.config.s3_bucket, ports=self.ports, start_timeout=timeout)
         self.provider = FakeProvider(
             log_dir=logs, ports=self.ports, extra_args=self.config.provider_args, start_timeout=timeout
         )
-        return [self.postgres, self.redis, self.s3, self.provider]
+        return [self.postgres, self.s3, self.provider]
+
+    def _after_data_stores(self) -> None:
+        """Wiring that needs the data stores up (the HA topology's proxies and Sentinels)."""
 
     def _endpoints(self) -> ImporterEndpoints:
         return ImporterEndpoints(

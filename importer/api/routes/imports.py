@@ -63,12 +63,18 @@ async def create_import(body: ImportCreate, company: CompanyDep, ctx: ContextDep
             include_images=body.include_images,
             correlation_id=correlation_id,
         )
+    # From here on the job exists: whatever goes wrong with the queue, the answer is 202 and the
+    # reconciler enqueues the row later. A 5xx now would tell the client "retry", and a retry
+    # would create a second job. Any exception, not only Redis's: a client library's surprise
+    # during a failover must not be turned into that 5xx.
     try:
         await queueing.enqueue(ctx.redis, job.id, defer_by=admission.defer_by, priority=admission.priority)
+        if admission.defer_by and ctx.counters is not None:
+            await ctx.counters.bump(INTAKE_DEFERRED_BASIC)
     except (TimeoutError, RedisError, OSError) as exc:
         log.warning("enqueue_deferred_to_reconciler", job_id=str(job.id), error=repr(exc))
-    if admission.defer_by and ctx.counters is not None:
-        await ctx.counters.bump(INTAKE_DEFERRED_BASIC)
+    except Exception as exc:
+        log.exception("enqueue_deferred_to_reconciler", job_id=str(job.id), error=repr(exc), unexpected=True)
     log.info(
         "job_created",
         job_id=str(job.id),
