@@ -56,6 +56,10 @@ def schedule(names: list[str], *, runs: int, quick: bool, rounds: bool) -> list[
     return items
 
 
+def _params(params: Any) -> dict[str, Any]:
+    return asdict(params) if is_dataclass(params) and not isinstance(params, type) else {}
+
+
 class ChaosSession:
     def __init__(
         self,
@@ -103,7 +107,7 @@ class ChaosSession:
             description=entry.cls.description,
             run=item.run,
             runs=item.runs,
-            settings={"params": asdict(item.params) if is_dataclass(item.params) else {}, "seed": seed},
+            settings={"params": _params(item.params), "seed": seed},
         )
         ctx = RunContext(self.target, self.run_dir, journal, self.progress, seed=seed)
         experiment = entry.cls(ctx, item.params)

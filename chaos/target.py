@@ -104,7 +104,7 @@ class ChaosTarget(ABC):
             socket_timeout=PROBE_TIMEOUT,
             socket_connect_timeout=PROBE_TIMEOUT,
         )
-        client: Redis = sentinel.master_for(self.layout.master_name, socket_timeout=PROBE_TIMEOUT)
+        client: Redis = sentinel.master_for(self.layout.master_name, socket_timeout=PROBE_TIMEOUT)  # type: ignore[no-untyped-call]
         return client
 
     def run_importer(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:

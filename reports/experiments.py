@@ -248,12 +248,12 @@ def _details(journal: Journal) -> list[tuple[str, str]]:
     if "terms" in e:
         for t in e["terms"]:
             finals = t.get("final") or {}
-            back = sum(1 for v in finals.values() if v.get("handed_back"))
+            handed = sum(1 for v in finals.values() if v.get("handed_back"))
             out.append(
                 (
                     f"SIGTERM #{t['k']}",
                     f"{t['worker']}: exit {t['exit_code']} after {t['seconds']:.2f} s, {len(t['jobs'])} job(s) held, "
-                    f"{back} handed back, tries {', '.join(str(v.get('queue_try')) for v in finals.values())}",
+                    f"{handed} handed back, tries {', '.join(str(v.get('queue_try')) for v in finals.values())}",
                 )
             )
     if "kills" in e:
@@ -273,11 +273,15 @@ def _details(journal: Journal) -> list[tuple[str, str]]:
         for p in e["partitions"]:
             back = "not reconnected"
             if p.get("recovered_at"):
-                seconds = (
+                gap = (
                     datetime.fromisoformat(p["recovered_at"]) - datetime.fromisoformat(p["healed_at"])
                 ).total_seconds()
-                back = f"reconnected {seconds:.1f} s after healing"
+                back = f"reconnected {gap:.1f} s after healing"
             answers = ", ".join(f"{k}: {v}" for k, v in (p.get("api_answers_during") or {}).items()) or "none"
+            settle = p.get("settled") or {}
+            if settle:
+                state = "settled" if settle.get("settled") else "NOT settled"
+                back += f"; {settle.get('jobs', 0)} job(s) it hit {state} in {float(settle.get('seconds', 0)):.0f} s"
             out.append(
                 (
                     f"{p['variant']} {p['duration']:g} s",

@@ -98,7 +98,7 @@ class DbPartition(ChaosExperiment):
 
     def planned_seconds(self) -> float:
         p = self.params
-        per_variant = sum(d + 20 for d in p.durations)
+        per_variant = sum(d + 40 for d in p.durations)  # cut, reconnection, settling
         return self.steady_seconds + 10 + per_variant * len(p.variants)
 
     def load_plan(self) -> LoadPlan:
@@ -132,8 +132,17 @@ class DbPartition(ChaosExperiment):
                     partial(self._reconnected, index),
                     timeout=RECOVERY_TIMEOUT,
                 ),
+                action(
+                    f"wait for the jobs {variant} {duration:g} s hit to settle",
+                    partial(self._settled, index),
+                    timeout=self.settle_timeout() + 15,
+                ),
             ]
         return steps
+
+    def settle_timeout(self) -> float:
+        """Long enough for a job waiting out its longest backoff to run again and finish."""
+        return 2 * self.retry_settings()["retry_backoff_max"] + 30
 
     def after_drain(self) -> list[Activity]:
         return [action("retry the failed jobs as an operator would", self._retry_failed, timeout=300)]
@@ -201,6 +210,34 @@ class DbPartition(ChaosExperiment):
         record.recovered_at = now.isoformat()
         self.evidence["partitions"][index]["recovered_at"] = record.recovered_at
         return {"reconnected_after_s": round((now - healed).total_seconds(), 2)}
+
+    async def _settled(self, index: int) -> dict[str, Any]:
+        """Every job that was unfinished when the partition healed ends before the next cut.
+
+        Without this, partitions run back to back add up: a job caught by the 30 s cut and then
+        the 60 s one spends its retry budget on both, fails during a later, shorter cut, and is
+        blamed on it. Settling first gives each partition only the jobs it hit itself, so
+        "maximum downtime tolerated" means one outage of that length.
+        """
+        healed = datetime.fromisoformat(self.partitions[index].healed_at)
+        watcher = self._watcher()
+        await watcher.refresh()
+        terminal = ("COMPLETED", "FAILED", "CANCELLED")
+        hit = {j for j, r in watcher.latest.items() if r.status not in terminal and r.created_at <= healed}
+        started = datetime.now(UTC)
+
+        async def done() -> bool:
+            await watcher.refresh()
+            return all(watcher.latest[j].status in terminal for j in hit if j in watcher.latest)
+
+        settled = True
+        try:
+            await self.until(done, timeout=self.settle_timeout(), interval=0.5, what="the hit jobs to settle")
+        except TimeoutError:
+            settled = False  # recorded; the next partition's failures may then include these
+        waited = round((datetime.now(UTC) - started).total_seconds(), 2)
+        self.evidence["partitions"][index]["settled"] = {"jobs": len(hit), "seconds": waited, "settled": settled}
+        return {"jobs_hit": len(hit), "settled": settled, "seconds": waited}
 
     async def _retry_failed(self) -> dict[str, Any]:
         watcher = self._watcher()

@@ -132,7 +132,7 @@ class Overload(ChaosExperiment):
     async def _counters(self) -> dict[str, int]:
         client = self.target.redis.client(5.0)
         try:
-            raw = await client.hgetall(COUNTERS_KEY)
+            raw = await client.hgetall(COUNTERS_KEY)  # type: ignore[misc]
         finally:
             await client.aclose()
         return {str(k): int(v) for k, v in raw.items()}

@@ -85,8 +85,8 @@ class ProviderOutage(ChaosExperiment):
         client = self.target.redis.client(5.0)
         try:
             if op == "state":
-                return await client.hget(BREAKER_KEY.format(provider=self.dialect), "state")
-            return await client.lrange(HISTORY_KEY.format(provider=self.dialect), 0, -1)
+                return await client.hget(BREAKER_KEY.format(provider=self.dialect), "state")  # type: ignore[misc]
+            return await client.lrange(HISTORY_KEY.format(provider=self.dialect), 0, -1)  # type: ignore[misc]
         finally:
             await client.aclose()
 

@@ -145,8 +145,9 @@ class RedisFailover(ChaosExperiment):
             return await asyncio.to_thread(self._least_healthy_replicas) >= 2
 
         await self.until(replicas_in_sync, timeout=90, interval=0.5, what=f"{old} replicating again")
-        failover["rejoined"] = {"node": old, "replica_of": master, "seconds": round(time.monotonic() - started, 2)}
-        return failover["rejoined"]
+        rejoined: dict[str, Any] = {"node": old, "replica_of": master, "seconds": round(time.monotonic() - started, 2)}
+        failover["rejoined"] = rejoined
+        return rejoined
 
     def _least_healthy_replicas(self) -> int:
         from redis import Redis

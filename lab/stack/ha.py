@@ -224,7 +224,7 @@ class HaStack(Stack):
             socket_timeout=PROBE_TIMEOUT,
             socket_connect_timeout=PROBE_TIMEOUT,
         )
-        client: Redis = sentinel.master_for(MASTER_NAME, socket_timeout=PROBE_TIMEOUT)
+        client: Redis = sentinel.master_for(MASTER_NAME, socket_timeout=PROBE_TIMEOUT)  # type: ignore[no-untyped-call]
         return client
 
     def toxiproxy_client(self) -> ToxiproxyClient:

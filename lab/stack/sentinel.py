@@ -140,7 +140,7 @@ def _down(flags: str) -> bool:
 
 
 def master_addr(client: Redis, master_name: str) -> tuple[str, int]:
-    answer = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", master_name)
+    answer = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", master_name)  # type: ignore[no-untyped-call]
     if not answer:
         raise RedisError(f"Sentinel does not know master {master_name!r}")
     host, port = answer
@@ -165,8 +165,9 @@ def _as_dict(entry: object) -> dict[str, str]:
 
 def sentinel_view(client: Redis, master_name: str) -> SentinelView:
     """Master, replicas and peers as this Sentinel sees them (raw commands: no parsing quirks)."""
-    master = _as_dict(client.execute_command("SENTINEL", "MASTER", master_name))
-    replicas = [_as_dict(r) for r in client.execute_command("SENTINEL", "REPLICAS", master_name) or ()]
+    master = _as_dict(client.execute_command("SENTINEL", "MASTER", master_name))  # type: ignore[no-untyped-call]
+    raw_replicas = client.execute_command("SENTINEL", "REPLICAS", master_name)  # type: ignore[no-untyped-call]
+    replicas = [_as_dict(r) for r in raw_replicas or ()]
     return SentinelView(
         master=(master.get("ip", ""), int(master.get("port", "0"))),
         master_flags=master.get("flags", ""),
