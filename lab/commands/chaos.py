@@ -38,16 +38,30 @@ from chaos.profile import (
 from chaos.progress import Progress
 from chaos.session import ChaosSession, Scheduled, schedule
 from chaos.target import AttachedTarget, ChaosTarget, OwnedTarget, TargetError
-from lab.rundir import RUNS_ROOT, RunInfo, create_run_dir, describe_machine, git_revision, new_run_id, write_run_info
+from lab.logcheck import check_logs
+from lab.rundir import (
+    RUNS_ROOT,
+    Measurement,
+    RunInfo,
+    append_measurement,
+    create_run_dir,
+    describe_machine,
+    git_revision,
+    new_run_id,
+    write_run_info,
+)
 from lab.stack.errors import StackError
 from lab.stack.ha import HaStack
 from lab.stack.stack import ProgressEvent, Stack, StackConfig
+from lab.stack.stackdir import StackDir
 from reports.render import EXIT_UNUSABLE, render_run
 
 SUITES = {"chaos": 1, "dr": 3}
 EXIT_INTERRUPTED = 130
 DEFAULT_STACK_DIR = Path(".drill-chaos")
 LOG_COPY_LIMIT = 200 * 1024 * 1024
+# The importer's own processes (api, worker-N, chaos-worker-*, reconciler); not the servers'.
+IMPORTER_LOG_PREFIXES = ("api", "worker", "chaos-worker", "reconciler")
 
 
 def _parse_list(text: str | None) -> list[str]:
@@ -189,6 +203,7 @@ def execute(
             progress("stopping the stack")
             stack.stop()
             _keep_stack_evidence(stack, out_dir / "stack")
+    _check_logs(stack.dir.logs_dir if stack is not None else StackDir(run_dir).logs_dir, out_dir)
     code = render_run(out_dir)
     _print_summary(journals, out_dir, code)
     failed_runs = [j for j in journals if not j.passed]
@@ -261,6 +276,17 @@ def _stack_facts(target: ChaosTarget, attached: bool) -> dict[str, Any]:
     for key in sorted(CHAOS_ENV):
         facts[key.removeprefix("IMPORTER_").lower()] = env.get(key)
     return facts
+
+
+def _check_logs(logs_dir: Path, out_dir: Path) -> None:
+    """O3 on every importer process of the drill, the experiments' extra workers included."""
+    paths = [p for p in sorted(logs_dir.glob("*.log")) if p.name.startswith(IMPORTER_LOG_PREFIXES)]
+    logs = check_logs(paths)
+    append_measurement(out_dir, Measurement(metric="log_lines_checked", value=float(logs.lines)))
+    append_measurement(out_dir, Measurement(metric="log_lines_invalid", value=float(logs.invalid)))
+    typer.echo(f"logs: {logs.lines} lines in {logs.files} importer log files, {logs.invalid} not actionable")
+    for example in logs.examples:
+        typer.echo(f"  {example}")
 
 
 def _keep_stack_evidence(stack: Stack, dest: Path) -> None:

@@ -35,7 +35,7 @@ set-up failure); 130 when interrupted (Ctrl-C or SIGTERM: everything started is 
 Chaos suites (against an HA stack: Redis primary + 2 replicas + 3 Sentinels, Toxiproxy;
 the same as `drill chaos --suite NAME`, see docs/chaos.md):
 
-- **chaos**: every chaos experiment once, time compressed (staging-style drill, ~10 min).
+- **chaos**: every chaos experiment once, time compressed (staging-style drill, ~14 min).
 - **dr**: every chaos experiment three times, in rounds, then the job-sizes load scenario on a
   fresh stack (the quarterly disaster-recovery exercise, ~45 min). Two reports.
 
