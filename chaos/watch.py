@@ -168,7 +168,33 @@ class JobWatcher(_Loop):
         return bool(self.latest) and all(r.status in ("COMPLETED", "FAILED", "CANCELLED") for r in self.latest.values())
 
 
-class OrphanTracker(_Loop):
+class _RedisLoop(_Loop):
+    """A loop reading Redis through one client, opened on first use and dropped on failure.
+
+    Dropping it on a failed tick makes the next tick open a fresh one: after a failover the
+    old client may still point at the dead primary.
+    """
+
+    def __init__(self, name: str, redis: RedisTarget, interval: float, max_duration: float) -> None:
+        super().__init__(name, interval, max_duration)
+        self.target = redis
+        self._redis: Any = None
+
+    def redis(self) -> Any:
+        if self._redis is None:
+            self._redis = self.target.client(SOURCE_TIMEOUT)
+        return self._redis
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            try:
+                await self._redis.aclose()
+            except Exception as exc:  # a client of a dead node cannot close cleanly: say so, go on
+                log.debug("%s: closing its Redis client failed: %r", self.name, exc)
+            self._redis = None
+
+
+class OrphanTracker(_RedisLoop):
     """Which PENDING jobs (older than ``min_age``) Redis has neither queued nor running."""
 
     def __init__(
@@ -180,12 +206,10 @@ class OrphanTracker(_Loop):
         min_age: float = 1.0,
         max_duration: float = 3600.0,
     ) -> None:
-        super().__init__("orphan-tracker", interval, max_duration)
-        self.target = redis
+        super().__init__("orphan-tracker", redis, interval, max_duration)
         self.watcher = watcher
         self.min_age = min_age
         self.ticks: list[OrphanTick] = []
-        self._redis: Any = None
 
     async def tick(self) -> None:
         at = datetime.now(UTC)
@@ -194,11 +218,10 @@ class OrphanTracker(_Loop):
             for j, row in self.watcher.latest.items()
             if row.status == "PENDING" and (at - row.created_at).total_seconds() >= self.min_age
         ]
-        if self._redis is None:
-            self._redis = self.target.client(SOURCE_TIMEOUT)
+        client = self.redis()
         missing: list[str] = []
         if candidates:
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with client.pipeline(transaction=False) as pipe:
                 for job_id in candidates:
                     pipe.zscore(ARQ_QUEUE, job_id)
                     pipe.exists(IN_PROGRESS_PREFIX + job_id)
@@ -215,12 +238,6 @@ class OrphanTracker(_Loop):
         self.ticks.append(OrphanTick(datetime.now(UTC), False))
         await self.close()
 
-    async def close(self) -> None:
-        if self._redis is not None:
-            with contextlib.suppress(Exception):
-                await self._redis.aclose()
-            self._redis = None
-
 
 @dataclass(frozen=True)
 class BrakeTick:
@@ -229,20 +246,17 @@ class BrakeTick:
     paused: dict[str, Any] | None
 
 
-class BrakeWatcher(_Loop):
+class BrakeWatcher(_RedisLoop):
     """Queue depth (as the health report counts it) and the pause flag, every tick."""
 
     def __init__(self, redis: RedisTarget, *, interval: float = 0.25, max_duration: float = 900.0) -> None:
-        super().__init__("brake-watcher", interval, max_duration)
-        self.target = redis
+        super().__init__("brake-watcher", redis, interval, max_duration)
         self.ticks: list[BrakeTick] = []
-        self._redis: Any = None
 
     async def tick(self) -> None:
-        if self._redis is None:
-            self._redis = self.target.client(SOURCE_TIMEOUT)
-        counts = await probe_queue(self._redis, queue=ARQ_QUEUE, scan_batch=1000, scan_max_iterations=100)
-        raw = await self._redis.get(PAUSE_KEY)
+        client = self.redis()
+        counts = await probe_queue(client, queue=ARQ_QUEUE, scan_batch=1000, scan_max_iterations=100)
+        raw = await client.get(PAUSE_KEY)
         paused: dict[str, Any] | None = None
         if raw is not None:
             try:
@@ -254,12 +268,6 @@ class BrakeWatcher(_Loop):
     async def on_failure(self, exc: BaseException) -> None:
         self.ticks.append(BrakeTick(time.time(), None, None))
         await self.close()
-
-    async def close(self) -> None:
-        if self._redis is not None:
-            with contextlib.suppress(Exception):
-                await self._redis.aclose()
-            self._redis = None
 
 
 async def wait_for(

@@ -258,3 +258,14 @@ def test_project_gate_makes_the_stricter_target_decide() -> None:
     c = criterion("P2", "success_rate >= 99%", project=("success_rate >= 99.9%",))
     assert evaluate(metrics, run_kind="load", criteria=[c]).exit_code == EXIT_PASS
     assert evaluate(metrics, run_kind="load", criteria=[c], gate="project").exit_code == EXIT_FAIL
+
+
+@pytest.mark.parametrize(("violations", "verdict"), [((0.0, 0.0, 0.0), Verdict.PASS), ((0.0, 2.0, 0.0), Verdict.FAIL)])
+def test_r4_judges_every_run_of_a_repeated_experiment(violations: tuple[float, ...], verdict: Verdict) -> None:
+    """A DR suite measures breaker_violations once per provider-outage run: three values."""
+    (r4,) = [c for c in load_criteria() if c.id == "R4"]
+    metrics = Metrics()
+    metrics.add("rate_limit_violations", 0.0)
+    for value in violations:
+        metrics.add("breaker_violations", value)
+    assert evaluate_criterion(r4, metrics).verdict is verdict
