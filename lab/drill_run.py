@@ -37,8 +37,10 @@ import asyncpg
 
 from lab.acks import RecordsError, count_records, merge_into_run_dir, record_files
 from lab.autoscaler import Autoscaler, AutoscalerStats, policy_from_scenario
-from lab.checker_inputs import CheckReport, write_check_report
+from lab.checker_inputs import write_check_report
 from lab.criteria import Gate
+from lab.drill_facts import checker_problems, run_notes, run_settings
+from lab.drill_target import RunError, Target, attached_info
 from lab.gather import GatherError, GatherSettings, S3Target, gather_and_check
 from lab.loadgen import EXIT_OK, LoadGeneratorError, LocustRun, LocustSettings, describe_exit
 from lab.logcheck import IMPORTER_ROLES, check_logs
@@ -64,13 +66,10 @@ from lab.rundir import (
 from lab.sabotage import Sabotage, SabotageError, apply_sabotage
 from lab.scenarios import Scenario
 from lab.stack.errors import StackError
-from lab.stack.info import StackInfo, load_info
-from lab.stack.recorded import process_statuses
 from lab.stack.s3 import CREDENTIALS
 from lab.stack.stack import ProgressEvent, Stack, StackConfig
 from lab.workerpool import AttachedWorkers, StackWorkers, WorkerPool
 from loadtests.plan import Plan, read_plan, write_plan
-from reports.facts import CHECKER_ROWS
 from reports.render import EXIT_UNUSABLE, render_run
 
 EXIT_PASS = 0
@@ -87,69 +86,6 @@ PLAN_FILE = "plan.json"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 Echo = Callable[[str], None]
-
-
-class RunError(Exception):
-    """The run cannot be carried out (exit 2): no stack to attach to, set-up failed, ..."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where the run's stack answers, however it came to be."""
-
-    api_url: str
-    provider_url: str
-    database_url: str
-    redis_url: str
-    s3_endpoint: str
-    s3_bucket: str
-    operator_token: str
-    overrides: dict[str, str]
-    description: str
-
-    @classmethod
-    def of_stack(cls, stack: Stack, description: str) -> Target:
-        return cls(
-            api_url=stack.api_url,
-            provider_url=stack.provider_url,
-            database_url=stack.database_url,
-            redis_url=stack.redis_url,
-            s3_endpoint=stack.s3_endpoint,
-            s3_bucket=stack.s3_bucket,
-            operator_token=stack.operator_token,
-            overrides=dict(stack.config.env_overrides),
-            description=description,
-        )
-
-    @classmethod
-    def of_info(cls, info: StackInfo, description: str) -> Target:
-        missing = [
-            name
-            for name, value in (
-                ("api_url", info.api_url),
-                ("provider_url", info.provider_url),
-                ("database_url", info.database_url),
-                ("redis_url", info.redis_url),
-                ("s3_endpoint", info.s3_endpoint),
-            )
-            if not value
-        ]
-        if missing:
-            raise RunError(
-                f"the stack in {info.run_dir} lacks {', '.join(missing)} (a Sentinel stack is not supported)"
-            )
-        assert info.api_url and info.provider_url and info.database_url and info.redis_url and info.s3_endpoint
-        return cls(
-            api_url=info.api_url,
-            provider_url=info.provider_url,
-            database_url=info.database_url,
-            redis_url=info.redis_url,
-            s3_endpoint=info.s3_endpoint,
-            s3_bucket=info.s3_bucket,
-            operator_token=info.operator_token,
-            overrides=dict(info.env_overrides),
-            description=description,
-        )
 
 
 @dataclass
@@ -170,87 +106,6 @@ class RunResult:
     verdict: str = ""
     reason: str = ""
     problems: list[str] = field(default_factory=list)
-
-
-def attached_info(stack_dir: Path) -> StackInfo:
-    """The running stack of ``--attach``; RunError when there is none or part of it is down."""
-    try:
-        info = load_info(stack_dir)
-    except StackError as exc:
-        raise RunError(f"cannot read the stack in {stack_dir.absolute()}: {exc}") from exc
-    if info is None:
-        raise RunError(
-            f"no stack is recorded in {stack_dir.absolute()}: start one with `drill up --run-dir {stack_dir}` "
-            "or run without --attach to start a fresh one"
-        )
-    # Workers come and go (an autoscaler, a chaos drill): only the rest of the stack must be up.
-    dead = [s.record.name for s in process_statuses(info) if not s.alive and s.record.role != "worker"]
-    if info.state != "running" or dead or not info.processes:
-        detail = f"dead: {', '.join(dead)}" if dead else f"state {info.state}"
-        raise RunError(f"the stack in {stack_dir.absolute()} is not running ({detail}); `drill up` it again")
-    return info
-
-
-def run_settings(scenario: Scenario, target: Target, locust_workers: int, sabotage: Sabotage | None) -> dict[str, str]:
-    """run.json's ``stack``: every setting the run's figures depend on, non-default ones by name."""
-    catalogs = "; ".join(
-        f"{c.jobs} x {c.products} products, {c.images_per_product} image(s) each "
-        f"({', '.join(f'{d} {n}' for d, n in c.dialect_counts().items())})"
-        for c in scenario.catalogs
-    )
-    w = scenario.workers
-    workers = f"initial {w.initial}"
-    if w.autoscale is not None:
-        a = w.autoscale
-        workers += (
-            f"; autoscaled {a.min_workers}..{a.max_workers}, target {a.target_per_worker} jobs/worker, "
-            f"cooldowns out {a.scale_out_cooldown_s:g} s / in {a.scale_in_cooldown_s:g} s"
-        )
-    processes = "1 local process" if locust_workers == 0 else f"master + {locust_workers} workers"
-    settings = {
-        "stack": target.description,
-        "workers": workers,
-        "load": (
-            f"{scenario.users} users at {scenario.spawn_rate:g}/s, Locust {processes}, "
-            f"bounds: load {scenario.run_time_s} s, drain {scenario.drain_timeout_s} s, "
-            f"job {scenario.follow_timeout_s} s"
-        ),
-        "catalogs": catalogs,
-        "companies": f"{scenario.companies} {scenario.tier}",
-        "store rate limits": ", ".join(f"{d} {n}/min" for d, n in scenario.store_rate_limit_per_min.items()),
-    }
-    if not target.overrides:
-        settings["importer settings"] = "all defaults"
-    settings.update(dict(sorted(target.overrides.items())))
-    if sabotage is not None:
-        settings["sabotage"] = f"{sabotage} (checker self-test: this run is meant to fail)"
-    return settings
-
-
-def run_notes(scenario: Scenario, target: Target, attach: bool) -> list[str]:
-    notes = [f"{o.name}={o.value}: {o.why}" for o in scenario.overrides if target.overrides.get(o.name) == o.value]
-    if attach:
-        wanted = scenario.importer_env
-        differing = {k: v for k, v in wanted.items() if target.overrides.get(k) != v}
-        if differing:
-            notes.append(
-                "attached stack: the scenario's settings "
-                + ", ".join(f"{k}={v}" for k, v in differing.items())
-                + " were NOT applied (the stack keeps the settings it was started with)"
-            )
-    if scenario.workers.autoscale is not None and scenario.workers.autoscale.why:
-        notes.append(f"autoscaler bounds: {scenario.workers.autoscale.why}")
-    return notes
-
-
-def checker_problems(report: CheckReport) -> list[str]:
-    """Every checker total that counts as a problem and is not zero (the report's own list)."""
-    problems = []
-    for key, label, _meaning, is_problem in CHECKER_ROWS:
-        value = report.totals.get(key)
-        if is_problem and isinstance(value, int | float) and value:
-            problems.append(f"{label}: {value}")
-    return problems
 
 
 class DrillRun:

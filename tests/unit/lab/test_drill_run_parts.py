@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from lab.checker_inputs import CheckReport
-from lab.drill_run import RunError, Target, attached_info, checker_problems, run_notes, run_settings
+from lab.drill_facts import checker_problems, run_notes, run_settings
+from lab.drill_target import RunError, Target, attached_info
 from lab.sabotage import Sabotage
 from lab.scenarios import get_scenario
 from lab.stack.info import StackInfo, save_info
