@@ -1,6 +1,6 @@
 """Each experiment's own assertions, judged from its journal alone (pure functions).
 
-The §5 criteria (lab/criteria.toml) judge the figures every experiment shares: recovery times,
+The criteria (lab/criteria.toml, docs/architecture.md §10) judge the figures every experiment shares: recovery times,
 data loss, success rate. What is specific to one experiment ("every SIGTERMed worker exited
 0", "the brake resumed by itself") is judged here, from the evidence the experiment wrote into
 its journal, so a recorded run can be re-judged and a run that should fail is seen to fail.
@@ -175,6 +175,52 @@ def overload(evidence: dict[str, Any]) -> list[Check]:
     ]
 
 
+def long_outage(evidence: dict[str, Any]) -> list[Check]:
+    info = evidence.get("long_outage") or {}
+    faults = info.get("faults") or []
+    limit = float(info.get("stall_limit", 0))
+    short = [f"{f['kind']} {float(f['seconds']):g} s" for f in faults if float(f["seconds"]) <= limit]
+    kinds = sorted({f["kind"] for f in faults})
+    idle = [f["kind"] for f in faults if not f.get("in_flight")]
+    not_completed = [
+        f"{f['kind']}: {job} {status}"
+        for f in faults
+        for job, (status, _) in sorted((f.get("final") or {}).items())
+        if status != "COMPLETED"
+    ]
+    unseen = [
+        f"{f['kind']}: {len(f.get('in_flight') or []) - len(f.get('final') or {})} not seen ending"
+        for f in faults
+        if len(f.get("final") or {}) < len(f.get("in_flight") or [])
+    ]
+    stalled = verdicts.stalled_jobs(evidence)
+    failed = evidence.get("failed") or {}
+    return [
+        _check(
+            "a provider outage and a Postgres partition were injected",
+            kinds == ["postgres", "provider"],
+            ", ".join(f"{f['kind']} {float(f['seconds']):g} s" for f in faults),
+        ),
+        _check(
+            f"each fault outlasted the stall limit ({limit:g} s)",
+            bool(faults) and limit > 0 and not short,
+            ", ".join(short),
+        ),
+        _check("jobs were in flight when each fault began", bool(faults) and not idle, ", ".join(idle)),
+        _check(
+            "every job caught in flight resumed and completed",
+            bool(faults) and not not_completed and not unseen,
+            "; ".join([*not_completed[:5], *unseen]),
+        ),
+        _check("the stall sweep failed no job", not stalled, ", ".join(stalled[:5])),
+        _check(
+            "no job of the run failed",
+            not failed,
+            "; ".join(f"{j}: {str(e)[:80]}" for j, e in sorted(failed.items())[:3]),
+        ),
+    ]
+
+
 _SPECIFIC: dict[str, Callable[[Journal], list[Check]]] = {
     "redis-failover": lambda j: redis_failover(j.evidence),
     "worker-kill": lambda j: worker_kill(j.evidence, [{"metric": m.metric, **m.labels} for m in j.measurements]),
@@ -182,6 +228,7 @@ _SPECIFIC: dict[str, Callable[[Journal], list[Check]]] = {
     "db-partition": lambda j: db_partition(j.evidence),
     "provider-outage": lambda j: provider_outage(j.evidence),
     "overload": lambda j: overload(j.evidence),
+    "long-outage": lambda j: long_outage(j.evidence),
 }
 
 

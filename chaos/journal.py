@@ -64,7 +64,7 @@ class SteadyState(_Model):
 
 
 class Check(_Model):
-    """One of the experiment's own assertions (beyond the §5 criteria), pass or fail."""
+    """One of the experiment's own assertions (beyond the criteria of lab/criteria.toml), pass or fail."""
 
     name: str
     passed: bool

@@ -119,6 +119,7 @@ class Submitter:
         self._rng = random.Random(seed)
         self.tenants: list[Tenant] = []
         self.acknowledged: list[AcknowledgedJob] = []
+        self._acknowledged_ids: set[str] = set()
         self.attempts: list[Attempt] = []
         self._hold_until = 0.0  # monotonic time before which no submission leaves (Retry-After)
         self._stop = asyncio.Event()
@@ -223,7 +224,7 @@ class Submitter:
         retry_after = response.headers.get("Retry-After")
         if response.status_code == 202:
             job_id = str(response.json()["id"])
-            self.acknowledged.append(
+            self.acknowledge(
                 AcknowledgedJob(
                     job_id=job_id,
                     company_id=tenant.company_id,
@@ -242,6 +243,20 @@ class Submitter:
         self.attempts.append(
             Attempt(at, response.status_code, seconds, retry_after=retry_after, error=response.text[:200])
         )
+
+    def acknowledge(self, job: AcknowledgedJob) -> bool:
+        """Record an acknowledged job once; False when its id was acknowledged already.
+
+        The API keeps one active job per (company, provider, store): a submit for a store whose
+        job still runs answers that job's id (``"existing": true``). That is the same
+        acknowledgement, not a second job, and the data-loss checker counts an id acknowledged
+        twice as a finding, so it is recorded once (with its first submission time).
+        """
+        if job.job_id in self._acknowledged_ids:
+            return False
+        self._acknowledged_ids.add(job.job_id)
+        self.acknowledged.append(job)
+        return True
 
     # --- after ----------------------------------------------------------------------------
 

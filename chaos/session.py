@@ -12,7 +12,6 @@ Files are written as the drill goes, so an interrupted drill still leaves a dire
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +28,6 @@ from lab.checker_inputs import write_check_report
 from lab.gather import GatherSettings, S3Target, gather_and_check
 from lab.observer import ObserverConfig, observing
 from lab.rundir import SAMPLES_CSV, AcknowledgedJob, Fault, append_measurement, write_acknowledged, write_faults
-from lab.stack.s3 import CREDENTIALS
 from lab.stack.toxiproxy import ToxiproxyError
 
 log = logging.getLogger(__name__)
@@ -80,8 +78,6 @@ class ChaosSession:
         self.acknowledged: list[AcknowledgedJob] = []
 
     async def run(self, plan: list[Scheduled]) -> list[Journal]:
-        for key, value in CREDENTIALS.items():  # moto accepts any; boto3 (the checker) wants some
-            os.environ.setdefault(key, value)
         config = ObserverConfig(
             run_started_at=self.started_at,
             redis=self.target.redis,

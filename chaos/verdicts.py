@@ -213,6 +213,48 @@ def overload(evidence: dict[str, Any]) -> list[Point]:
     return points
 
 
+# --- long-outage ---------------------------------------------------------------------------------------------
+
+
+STALL_MARK = "stall"  # the stall sweep's reason names it ("timeout: job stalled in IN_PROGRESS ...")
+
+
+def stalled_jobs(evidence: dict[str, Any]) -> list[str]:
+    """Jobs the stall sweep failed: a reconciler logged ``job_stalled``, or the row says so."""
+    logged = {job for _, job, *_ in evidence.get("stall_events", [])}
+    rows = {job for job, error in (evidence.get("failed") or {}).items() if STALL_MARK in str(error).lower()}
+    return sorted(logged | rows)
+
+
+def fault_resumed(fault: dict[str, Any], until: datetime) -> tuple[float, bool]:
+    """Seconds from the fault's end to the last caught job's COMPLETED; (waited, False) if one never did."""
+    end = datetime.fromisoformat(fault["end"])
+    finals = (fault.get("final") or {}).values()
+    if not fault.get("in_flight"):
+        return 0.0, True
+    if len(finals) < len(fault["in_flight"]) or any(status != "COMPLETED" or not at for status, at in finals):
+        return (until - end).total_seconds(), False
+    last = max(datetime.fromisoformat(at) for _, at in finals)
+    return max(0.0, (last - end).total_seconds()), True
+
+
+def long_outage(evidence: dict[str, Any]) -> list[Point]:
+    info = evidence.get("long_outage")
+    if not info or not info.get("faults"):
+        return []
+    points: list[Point] = [
+        ("long_outage_stalled_jobs", float(len(stalled_jobs(evidence))), {}),
+        ("long_outage_failed_jobs", float(len(evidence.get("failed") or {})), {}),
+    ]
+    until = _until(evidence)
+    for fault in info["faults"]:
+        labels = {"fault": fault["kind"], "seconds": f"{float(fault['seconds']):g}"}
+        points.append(("long_outage_in_flight", float(len(fault.get("in_flight") or [])), labels))
+        seconds, resumed = fault_resumed(fault, until)
+        points.append(("long_outage_resumed", seconds, labels if resumed else labels | {"bound": "lower"}))
+    return points
+
+
 MEASURES: dict[str, Callable[[dict[str, Any]], list[Point]]] = {
     "redis-failover": redis_failover,
     "worker-kill": worker_kill,
@@ -220,6 +262,7 @@ MEASURES: dict[str, Callable[[dict[str, Any]], list[Point]]] = {
     "db-partition": db_partition,
     "provider-outage": provider_outage,
     "overload": overload,
+    "long-outage": long_outage,
 }
 
 

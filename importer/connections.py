@@ -2,7 +2,7 @@
 
 Built here rather than by ``arq.connections.create_pool`` because that one sets no read
 timeout on plain connections and passes no retry or timeout options through Sentinel (see
-DESIGN.md §6): a partitioned Redis must surface as an error we can retry, never as a hang.
+docs/architecture.md §7): a partitioned Redis must surface as an error we can retry, never as a hang.
 """
 
 from __future__ import annotations

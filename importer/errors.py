@@ -8,6 +8,9 @@ one of these, so the job runner never has to guess from a foreign exception type
 
 from __future__ import annotations
 
+from importer.egress.refusal import Refusal
+from importer.models import RejectionCode
+
 
 class ImporterError(Exception):
     """Base of every error the importer raises on purpose."""
@@ -48,8 +51,12 @@ class MalformedCatalog(PermanentError):
 class ImageRejected(ImporterError):
     """One image cannot be stored (not an image, too large, decompression bomb, disallowed host).
 
-    Recorded on the image row; it never fails the job.
+    Recorded on the image row with its ``code`` (a ``RejectionCode``); it never fails the job.
     """
+
+    def __init__(self, message: str, *, code: RejectionCode = RejectionCode.IMAGE_REJECTED) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class LeaseLost(ImporterError):
@@ -79,10 +86,51 @@ class OpsError(ImporterError):
 
 
 class ApiError(ImporterError):
-    """An error the API turns into a 4xx/5xx response with a clear message."""
+    """An error the API turns into a 4xx/5xx response with a clear message.
 
-    def __init__(self, status_code: int, message: str, *, headers: dict[str, str] | None = None) -> None:
+    ``code`` is the machine-readable reason clients branch on (``idempotency_key_reused``,
+    ``auth_rate_limited`` …); without one, the API derives a generic code from the status.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
         self.headers = headers or {}
+        self.code = code
+
+
+# --- egress safety (images and provider pages) -----------------------------------------------
+
+
+class EgressRefused(PermanentError):
+    """The egress policy refused a destination before anything was sent (scheme, host, port,
+    a non-public address); ``refusal`` says which rule. Retrying cannot help: the URL or the
+    configuration has to change.
+    """
+
+    def __init__(self, message: str, *, refusal: Refusal) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+
+
+class ResponseTooLarge(ImporterError):
+    """A response body passed its cap, counted after decompression; reading stopped there.
+
+    Callers turn it into what it means for them: a rejected image, a page that is no page.
+    """
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class ProviderPageTooLarge(PermanentError):
+    """A provider answered a catalog page larger than any real page (or a compression bomb)."""

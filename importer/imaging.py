@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from importer.errors import ImageRejected
+from importer.models import RejectionCode
 
 _FORMAT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 
@@ -32,10 +33,15 @@ def make_thumbnail(data: bytes, *, max_pixels: int, size: int) -> Thumbnail:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or ""
             if fmt not in _FORMAT_TYPES:
-                raise ImageRejected(f"unsupported image format {fmt or 'unknown'}")
+                raise ImageRejected(
+                    f"unsupported image format {fmt or 'unknown'}", code=RejectionCode.IMAGE_FORMAT_UNSUPPORTED
+                )
             width, height = img.size
             if width * height > max_pixels:
-                raise ImageRejected(f"decompression bomb guard: {width}x{height} exceeds {max_pixels} pixels")
+                raise ImageRejected(
+                    f"decompression bomb guard: {width}x{height} exceeds {max_pixels} pixels",
+                    code=RejectionCode.IMAGE_BOMB,
+                )
             img.draft("RGB", (size, size))  # lets the JPEG decoder scale down while decoding
             img.thumbnail((size, size))
             out = io.BytesIO()
@@ -49,5 +55,7 @@ def make_thumbnail(data: bytes, *, max_pixels: int, size: int) -> Thumbnail:
             )
     except ImageRejected:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageRejected(f"not a decodable image: {exc}") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own guard can fire first, inside open()
+        raise ImageRejected(f"decompression bomb guard: {exc}", code=RejectionCode.IMAGE_BOMB) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected(f"not a decodable image: {exc}", code=RejectionCode.IMAGE_UNDECODABLE) from exc

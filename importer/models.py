@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,60 @@ class JobStatus(enum.StrEnum):
     @property
     def terminal(self) -> bool:
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class JobOutcome(enum.StrEnum):
+    """How a COMPLETED job ended, like a check run's conclusion beside its status.
+
+    CLEAN: every record imported. WITH_REJECTIONS: some records were rejected, each with a code
+    and a reason (the rest imported). UNVERIFIED: the catalog's pages did not add up (short pages,
+    totals that disagree, repeated products), so the job cannot vouch that nothing is missing.
+    """
+
+    CLEAN = "CLEAN"
+    WITH_REJECTIONS = "WITH_REJECTIONS"
+    UNVERIFIED = "UNVERIFIED"
+
+
+class RejectionCode(enum.StrEnum):
+    """Why one record was rejected; tenants see the code, logs carry the detail.
+
+    Shared by the provider parsers (products), the image pipeline (images, egress checks) and
+    the page checks (verification issues), so one job's result counts every kind in one map.
+    """
+
+    # products
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    TEXT_NOT_STORABLE = "text_not_storable"
+    TEXT_TOO_LONG = "text_too_long"
+    NUMBER_NOT_FINITE = "number_not_finite"
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"
+    TOO_MANY_IMAGES = "too_many_images"
+    # images
+    IMAGE_URL_INVALID = "image_url_invalid"
+    IMAGE_SCHEME_NOT_ALLOWED = "image_scheme_not_allowed"
+    IMAGE_HOST_NOT_ALLOWED = "image_host_not_allowed"
+    IMAGE_PORT_NOT_ALLOWED = "image_port_not_allowed"
+    IMAGE_ADDRESS_NOT_PUBLIC = "image_address_not_public"
+    IMAGE_UNREACHABLE = "image_unreachable"
+    IMAGE_HTTP_ERROR = "image_http_error"
+    IMAGE_NOT_IMAGE = "image_not_image"
+    IMAGE_TOO_LARGE = "image_too_large"
+    IMAGE_UNDECODABLE = "image_undecodable"
+    IMAGE_BOMB = "image_bomb"
+    IMAGE_FORMAT_UNSUPPORTED = "image_format_unsupported"
+    IMAGE_REJECTED = "image_rejected"  # a rejection raised without a more precise code
+
+
+class VerificationIssue(enum.StrEnum):
+    """What a job could not verify about a catalog's pages (its outcome is then UNVERIFIED)."""
+
+    SHORT_PAGE = "short_page"
+    TOTAL_MISMATCH = "total_mismatch"
+    REPEATED_PRODUCTS = "repeated_products"
+    CURSOR_CYCLE = "cursor_cycle"
+    PAGE_LIMIT_EXCEEDED = "page_limit_exceeded"
 
 
 class Phase(enum.StrEnum):
@@ -87,6 +142,14 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     extra: dict[str, Any] = field(default_factory=dict)
+    outcome: JobOutcome | None = None
+    products_rejected: int = 0
+    rejection_counts: dict[str, int] = field(default_factory=dict)
+    verification_issues: list[dict[str, Any]] = field(default_factory=list)
+    run_started_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
     @property
     def import_source(self) -> str:
@@ -120,7 +183,38 @@ class Job:
             created_at=r["created_at"],
             started_at=r["started_at"],
             finished_at=r["finished_at"],
+            # .get: partial SELECTs and rows from before migration 0002 lack these columns
+            outcome=JobOutcome(r["outcome"]) if r.get("outcome") else None,
+            products_rejected=r.get("products_rejected") or 0,
+            rejection_counts=_json(r.get("rejection_counts"), {}),
+            verification_issues=_json(r.get("verification_issues"), []),
+            run_started_at=r.get("run_started_at"),
+            heartbeat_at=r.get("heartbeat_at"),
+            idempotency_key=r.get("idempotency_key"),
+            request_hash=r.get("request_hash"),
         )
+
+
+def _json(value: Any, default: Any) -> Any:
+    """jsonb arrives decoded through the pool's codec; a bare connection hands over text."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
+@dataclass(frozen=True)
+class RejectedImage:
+    """An image URL of a good product that cannot even be tried (invalid URL, scheme).
+
+    ``url`` is the URL when it is storable text (it then gets a REJECTED image row), else None.
+    """
+
+    url: str | None
+    position: int
+    code: RejectionCode
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -133,9 +227,34 @@ class ProductRecord:
     price_cents: int | None
     currency: str | None
     image_urls: tuple[str, ...]
+    rejected_images: tuple[RejectedImage, ...] = ()
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """One catalog record refused by a parser: where it was, what it was, why (code + words)."""
+
+    kind: str  # "product" | "image" | "page", as in import_rejections.kind
+    position: int | None
+    external_id: str | None
+    code: RejectionCode
+    reason: str
 
 
 @dataclass(frozen=True)
 class CatalogPage:
+    """One parsed page: the good products, the refused records, and what the page declared.
+
+    ``records`` counts every entry the page listed (good, rejected and within-page repeats),
+    which is what the page checks compare with the page size and the declared totals.
+    """
+
     products: list[ProductRecord]
     next_cursor: str | None
+    rejected: list[RejectedRecord] = field(default_factory=list)
+    records: int = 0
+    repeated_on_page: int = 0
+    page_number: int | None = None
+    declared_per_page: int | None = None
+    declared_total_pages: int | None = None
+    declared_total: int | None = None

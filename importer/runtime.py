@@ -16,6 +16,8 @@ import httpx
 
 from importer.connections import open_redis
 from importer.db.pool import create_pool
+from importer.egress.client import build_client
+from importer.egress.policy import EgressPolicy
 from importer.events import EventPublisher
 from importer.models import Provider
 from importer.pipeline.images import ImageLimits
@@ -29,6 +31,15 @@ from importer.storage import ImageStore
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def egress_policy(settings: Settings) -> EgressPolicy:
+    return EgressPolicy.build(
+        schemes=settings.egress_allowed_schemes,
+        ports=settings.egress_allowed_ports,
+        allowed_private=settings.egress_allowed_private,
+        resolve_timeout=settings.egress_resolve_timeout,
+    )
 
 
 @dataclass
@@ -51,15 +62,20 @@ class Runtime:
         db = await create_pool(settings)
         redis = redis if redis is not None else open_redis(settings)
         protection = Protection.open(settings, redis)
+        # One policy for pages and images: both clients connect only to checked addresses.
+        egress = egress_policy(settings)
         transport = ProviderTransport(
             timeout=settings.provider_timeout,
             max_inline_wait=settings.provider_max_inline_wait,
             guard=protection.guard,
+            policy=egress,
+            page_max_bytes=settings.provider_page_max_bytes,
+            deadline=settings.provider_request_deadline,
         )
-        image_client = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.image_timeout),
+        image_client = build_client(
+            egress,
+            timeout=settings.image_timeout,
             limits=httpx.Limits(max_connections=settings.image_concurrency * 2),
-            follow_redirects=False,
         )
         store = ImageStore(
             bucket=settings.s3_bucket,
@@ -81,6 +97,8 @@ class Runtime:
                 max_bytes=settings.image_max_bytes,
                 max_pixels=settings.image_max_pixels,
                 thumbnail_size=settings.thumbnail_size,
+                policy=egress,
+                deadline=settings.image_request_deadline,
             ),
             worker_id=worker_id or default_worker_id(),
             protection=protection,

@@ -15,9 +15,16 @@ Scope rules (each deliberate):
   failure at the job level; counting its whole catalog again as missing would double-count.
   Those sources are listed in ``sources_unchecked`` with the reason, never silently skipped.
 - Duplicates and unexpected rows are counted everywhere, whatever the job's fate.
-- A store the caller names as expected to fail (its catalog holds malformed products) must
-  end FAILED with a reason; that is an expected failure, not a loss. Ending COMPLETED is a
-  ``expected_failure_missed`` (the importer swallowed bad data).
+- A store the caller names as expected to fail (its expected-catalog document says the job
+  must end FAILED) must end FAILED with a reason; that is an expected failure, not a loss.
+  Ending COMPLETED is an ``expected_failure_missed`` (the importer swallowed what it must not).
+- A bad record (a product or image the document marks bad, with its code) is rejected, never
+  imported, and never fails its job: a job of such a store that ended FAILED counts in
+  ``records_failed_jobs``; a COMPLETED one must say so (``outcome``: WITH_REJECTIONS, or what
+  the document declares, e.g. UNVERIFIED) and count every rejection under its code
+  (``rejection_counts``): fewer is ``rejections_missing``, more or another code is
+  ``rejections_unexpected``. These totals are null in a run whose catalogs hold no bad
+  record, so a criterion on them is "not measured" there rather than trivially met.
 """
 
 from __future__ import annotations
@@ -45,8 +52,11 @@ Pair = tuple[str, str, str, str]  # (company_id, import_source, external_id, url
 
 
 def stores_expected_to_fail(catalogs: Iterable[ExpectedCatalog]) -> set[str]:
-    """Stores whose catalog holds a malformed product: their jobs must end FAILED."""
-    return {c.store_id for c in catalogs if any(p.malformed for p in c.products)}
+    """Stores whose expected-catalog document says the job must end FAILED.
+
+    Bad records alone never make that list: one bad record is rejected and the job completes.
+    """
+    return {c.store_id for c in catalogs if c.job_status == "FAILED"}
 
 
 def check(inputs: CheckInputs, *, expected_to_fail: Iterable[str] = ()) -> CheckReport:
@@ -60,6 +70,7 @@ def check(inputs: CheckInputs, *, expected_to_fail: Iterable[str] = ()) -> Check
     include_images = _include_images_by_source(inputs)
     _check_products(inputs, report, completed_sources, touched_sources, failing_stores, companies)
     _check_images(inputs, report, completed_sources, touched_sources, include_images, companies)
+    _check_records(inputs, report, jobs_by_id, failing_stores)
     _totals(report)
     return report
 
@@ -131,7 +142,7 @@ def _check_jobs(
                 report.add("jobs_failed", _job_finding("failed", ack, status, "FAILED without a reason"))
             else:
                 t["expected_failure_missed"] += 1
-                detail = f"ended {status}; its catalog has malformed products"
+                detail = f"ended {status}; its catalog says the job must fail"
                 report.add("expected_failure_missed", _job_finding("expected_failure_missed", ack, status, detail))
             continue
         if status == "COMPLETED":
@@ -207,7 +218,7 @@ def _check_products(
             continue
         for product in catalog.products:
             key = (company, f"{provider}:{store}", product.external_id)
-            (malformed if product.malformed else expected_good).add(key)
+            (malformed if product.absent else expected_good).add(key)
 
     t = report.totals
     t["products_expected"] = 0
@@ -217,7 +228,7 @@ def _check_products(
         if catalog is None:
             continue
         for product in catalog.products:
-            if product.malformed:
+            if product.absent:
                 continue
             t["products_expected"] += 1
             key = (company, f"{provider}:{store}", product.external_id)
@@ -234,7 +245,10 @@ def _check_products(
             report.add("products_duplicated", _product_finding("duplicated_product", key, f"{count} rows"))
         if key in malformed:
             t["products_unexpected"] += 1
-            report.add("products_unexpected", _product_finding("unexpected_product", key, "malformed in the catalog"))
+            report.add(
+                "products_unexpected",
+                _product_finding("unexpected_product", key, "malformed in the catalog, or never listed by its pages"),
+            )
         elif key not in expected_good:
             t["products_unexpected"] += 1
             report.add("products_unexpected", _product_finding("unexpected_product", key, "not in any catalog"))
@@ -269,6 +283,8 @@ def _check_images(
         if catalog is None:
             continue
         for product in catalog.products:
+            if product.absent:
+                continue  # a rejected (or never served) product is not imported, so neither are its images
             for image in product.images:
                 pair: Pair = (company, f"{provider}:{store}", product.external_id, image.url)
                 expect[pair] = image.expect
@@ -352,6 +368,86 @@ def _image_finding(pair: Pair, kind: str, detail: str) -> Finding:
 def _key_company(key: str) -> str:
     parts = key.split("/", 2)
     return parts[1] if len(parts) > 2 else ""
+
+
+# --- bad records: rejected with their code, never failing the job ------------------------------
+
+RECORD_TOTALS = (
+    "records_bad_expected",
+    "records_failed_jobs",
+    "rejections_missing",
+    "rejections_unexpected",
+    "outcome_mismatch",
+    "verification_missing",
+)
+
+
+def _check_records(
+    inputs: CheckInputs, report: CheckReport, jobs_by_id: dict[str, JobRow], failing_stores: set[str]
+) -> None:
+    t = report.totals
+    for name in RECORD_TOTALS:
+        t[name] = 0
+    messy_seen = False
+    seen: set[str] = set()
+    for ack in inputs.acknowledged:
+        if ack.job_id in seen:
+            continue
+        seen.add(ack.job_id)
+        catalog = inputs.catalogs.get(ack.store_id)
+        row = jobs_by_id.get(ack.job_id)
+        if catalog is None or row is None or ack.store_id in failing_stores or not catalog.messy:
+            continue
+        messy_seen = True
+        coded, uncoded = catalog.expected_rejections()
+        t["records_bad_expected"] += sum(coded.values()) + uncoded
+        if row.status == "FAILED":
+            t["records_failed_jobs"] += 1
+            detail = f"failed although its bad records should only be rejected: {(row.error or '')[:200]}"
+            report.add("records_failed_jobs", _job_finding("job_failed_for_a_record", ack, row.status, detail))
+            continue
+        if row.status != "COMPLETED":
+            continue  # lost or cancelled: counted by the job checks
+        wanted = catalog.expected_outcome()
+        if row.outcome != wanted and (row.outcome is not None or catalog.coded):
+            t["outcome_mismatch"] += 1
+            detail = f"outcome {row.outcome or '(none)'}, expected {wanted}"
+            report.add("outcome_mismatch", _job_finding("outcome_mismatch", ack, row.status, detail))
+        wanted_issues = set(catalog.verification_issues)
+        unreported = sorted(wanted_issues - set(row.verification_issues or ()))
+        if unreported:
+            t["verification_missing"] += len(unreported)
+            reported = ", ".join(row.verification_issues or ()) or "none"
+            detail = f"did not report {', '.join(unreported)} (reported: {reported})"
+            report.add("verification_missing", _job_finding("verification_missing", ack, row.status, detail))
+        missing, unexpected, detail = compare_rejections(coded, uncoded, row.rejection_counts)
+        t["rejections_missing"] += missing
+        t["rejections_unexpected"] += unexpected
+        if missing or unexpected:
+            report.add("rejections_mismatch", _job_finding("rejections_mismatch", ack, row.status, detail))
+    if not messy_seen:
+        for name in RECORD_TOTALS:
+            t[name] = None  # no bad record in this run's catalogs: not measured, not "0 problems"
+
+
+def compare_rejections(coded: Counter[str], uncoded: int, found: dict[str, int] | None) -> tuple[int, int, str]:
+    """(missing, unexpected, detail): a job's rejection counts against the document's codes.
+
+    A rejection the document gives no code for may carry any code; one the job reports beyond
+    those is unexpected (a good record rejected, or a bad one under another code).
+    """
+    have: Counter[str] = Counter({str(k): int(v) for k, v in (found or {}).items() if int(v) > 0})
+    missing_coded = sum(max(0, n - have[code]) for code, n in coded.items())
+    extra = sum(max(0, n - coded[code]) for code, n in have.items())
+    missing = missing_coded + max(0, uncoded - extra)
+    unexpected = max(0, extra - uncoded)
+    if found is None and (coded or uncoded):
+        missing = sum(coded.values()) + uncoded
+    wanted = ", ".join(f"{c}: {n}" for c, n in sorted(coded.items())) + (f", any code: {uncoded}" if uncoded else "")
+    got = ", ".join(f"{c}: {n}" for c, n in sorted(have.items())) or (
+        "no rejection counts" if found is None else "none"
+    )
+    return missing, unexpected, f"expected {wanted or 'none'}; the job counted {got}"
 
 
 # --- totals ---------------------------------------------------------------------------------

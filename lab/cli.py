@@ -42,7 +42,9 @@ def build_app() -> typer.Typer:
             "run load and chaos drills, and judge them (report)."
         ),
         no_args_is_help=True,
-        add_completion=False,
+        # `drill --install-completion` completes commands, enum choices (--gate, --topology,
+        # --suite), scenarios and experiments in the shell.
+        add_completion=True,
         pretty_exceptions_enable=False,
         rich_markup_mode="markdown",  # rewraps docstring paragraphs instead of keeping their line breaks
     )
@@ -60,8 +62,36 @@ def build_app() -> typer.Typer:
     return app
 
 
+OWN_PACKAGES = frozenset({"importer", "lab", "chaos", "loadtests", "reports"})
+
+
+class MissingLabExtra(SystemExit):
+    """``drill`` runs in an install without the proving ground's libraries (``pip install .``)."""
+
+
+def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
+    """What to do when a command module needs a library the install lacks; None for our own bugs.
+
+    ``pip install .`` installs the service alone (its console script ``drill`` included); the
+    harness's libraries (Locust, pandas, matplotlib, moto, ...) are the ``lab`` extra.
+    """
+    top = (exc.name or "").split(".")[0]
+    if not top or top in OWN_PACKAGES:
+        return None
+    return (
+        f"drill: the Python package {top!r} is missing. drill is the proving ground, the `lab` extra of "
+        "product-importer: install it with `pip install '.[lab]'` (or run scripts/setup.sh)."
+    )
+
+
 def main() -> None:
-    app = build_app()
+    try:
+        app = build_app()
+    except ModuleNotFoundError as exc:
+        message = missing_extra_message(exc)
+        if message is None:
+            raise
+        raise MissingLabExtra(message) from exc
     try:
         app()
     except KeyboardInterrupt:

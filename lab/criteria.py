@@ -152,6 +152,8 @@ def _outcome_json(o: Outcome, target: str) -> dict[str, Any]:
         "passed": o.passed,
         "samples": o.samples,
         "note": o.note,
+        "reference": o.reference,
+        "ratio": o.ratio,
     }
 
 

@@ -35,7 +35,11 @@ def run_settings(scenario: Scenario, target: Target, locust_workers: int, sabota
             f"job {scenario.follow_timeout_s} s"
         ),
         "catalogs": catalogs,
-        "companies": f"{scenario.companies} {scenario.tier}",
+        "companies": (
+            ", ".join(f"{t.name}: {t.companies} {t.tier}" for t in scenario.tenants)
+            if scenario.tenants
+            else f"{scenario.companies} {scenario.tier}"
+        ),
         "store rate limits": ", ".join(f"{d} {n}/min" for d, n in scenario.store_rate_limit_per_min.items()),
     }
     if not target.overrides:

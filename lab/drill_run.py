@@ -45,7 +45,7 @@ from lab.gather import GatherError, GatherSettings, S3Target, gather_and_check
 from lab.loadgen import EXIT_OK, LoadGeneratorError, LocustRun, LocustSettings, describe_exit
 from lab.logcheck import IMPORTER_ROLES, check_logs
 from lab.observer import Observer, ObserverConfig
-from lab.plans import SetupError, build_plan, create_companies, create_stores, store_requests
+from lab.plans import Company, SetupError, build_plan, create_companies, create_stores, store_requests
 from lab.probes import RedisTarget
 from lab.progress import Progress, format_progress, last_sample, sample_int
 from lab.rundir import (
@@ -206,15 +206,26 @@ class DrillRun:
     async def _drive(self) -> None:
         s, target = self.scenario, self._target()
         self.phase = "setup"
-        companies = await create_companies(
-            target.api_url,
-            target.operator_token,
-            [f"{self.run_id}-{n:03d}" for n in range(1, s.companies + 1)],
-            s.tier,
-        )
+        tenants: dict[str, list[Company]] = {}
+        for group in s.tenants:  # tenant groups (noisy-neighbour): each its own companies and tier
+            tenants[group.name] = await create_companies(
+                target.api_url,
+                target.operator_token,
+                [f"{self.run_id}-{group.name}-{n:03d}" for n in range(1, group.companies + 1)],
+                group.tier,
+            )
+        if tenants:
+            companies = [c for group in tenants.values() for c in group]
+        else:
+            companies = await create_companies(
+                target.api_url,
+                target.operator_token,
+                [f"{self.run_id}-{n:03d}" for n in range(1, s.companies + 1)],
+                s.tier,
+            )
         self.companies = [c.id for c in companies]
         stores = await create_stores(target.provider_url, store_requests(s))
-        plan = build_plan(s, target.api_url, companies, stores, records_dir=str(self.records_dir))
+        plan = build_plan(s, target.api_url, companies, stores, records_dir=str(self.records_dir), tenants=tenants)
         write_plan(self.plan_path, plan)
         self.planned = len(plan.assignments)
         self.echo(f"set up {len(companies)} companies and {len(stores)} stores")

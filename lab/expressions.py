@@ -4,7 +4,7 @@ Hand-written on purpose: k6 evaluates its thresholds in Go inside k6, and no mai
 Python library parses or evaluates that syntax; a general expression engine would accept far
 more than a criterion should say. The grammar is small enough to read in one screen::
 
-    threshold := term OP value
+    threshold := term OP value [ "*" term ]           -- "* term": the target is value x that term
     term      := AGG "(" series ")" | series          -- a bare series must hold one value
     series    := NAME [ "{" filter ("," filter)* "}" ]
     filter    := NAME FOP (NUMBER | STRING | NAME)    -- numbers compare numerically
@@ -13,8 +13,12 @@ more than a criterion should say. The grammar is small enough to read in one scr
     OP        := < | <= | > | >= | == | !=            FOP := OP | =
 
 Durations are seconds throughout (``5m`` is 300); ``rate`` is the fraction of non-zero values,
-as in k6. What "no data" means is decided here once: an unrecorded series, or an aggregation
-other than ``count`` over no values, is *not measured* (neither pass nor fail).
+as in k6. A target may be another measurement of the same run times a factor
+(``p95(job_duration{size_class="beside-flood"}) <= 2 * p95(job_duration{size_class="alone"})``):
+a fairness criterion compares two phases of one run, never a figure from another machine.
+What "no data" means is decided here once: an unrecorded series, or an aggregation other than
+``count`` over no values, is *not measured* (neither pass nor fail); so is either side of
+``value * term``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ _TOKEN = re.compile(
       | (?P<string>"[^"]*"|'[^']*')
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.\d+)?)
       | (?P<op><=|>=|==|!=|<|>|=)
-      | (?P<punct>[(){},])
+      | (?P<punct>[(){},*])
     )""",
     re.VERBOSE,
 )
@@ -77,6 +81,21 @@ class LabelFilter:
 
 
 @dataclass(frozen=True)
+class Term:
+    """The right-hand measurement of ``value * term``: aggregated like the left-hand side."""
+
+    aggregation: str | None
+    percentile: float | None
+    metric: str
+    filters: tuple[LabelFilter, ...]
+
+    @property
+    def subject(self) -> str:
+        series = self.metric + ("{" + ",".join(str(f) for f in self.filters) + "}" if self.filters else "")
+        return f"{self.aggregation}({series})" if self.aggregation else series
+
+
+@dataclass(frozen=True)
 class Threshold:
     text: str
     aggregation: str | None  # None: the bare value of a one-value series
@@ -84,8 +103,9 @@ class Threshold:
     metric: str
     filters: tuple[LabelFilter, ...]
     op: str
-    target: float
+    target: float  # with a reference: the factor it is multiplied by
     unit: str  # "", or the unit the target was written in ("s", "m", "%", ...)
+    reference: Term | None = None  # ``value * term``: the target is measured in the same run
 
     @property
     def subject(self) -> str:
@@ -108,6 +128,8 @@ class Threshold:
 
     @property
     def target_text(self) -> str:
+        if self.reference is not None:
+            return f"{self.op} {_number(self.target)} x {self.reference.subject}"
         return f"{self.op} {self.format_value(self.target)}"
 
 
@@ -124,10 +146,24 @@ class Outcome:
     passed: bool | None  # None: not measured
     samples: int
     note: str = ""
+    reference: float | None = None  # the measured reference term of ``value * term``
 
     @property
     def measured_text(self) -> str:
-        return f"{self.threshold.subject} = {self.threshold.format_value(self.measured)}"
+        t = self.threshold
+        text = f"{t.subject} = {t.format_value(self.measured)}"
+        if t.reference is not None and self.reference is not None:
+            text += f"; {t.reference.subject} = {t.format_value(self.reference)}"
+            if self.ratio is not None:
+                text += f"; ratio {self.ratio:.2f}"
+        return text
+
+    @property
+    def ratio(self) -> float | None:
+        """measured / reference, for ``value * term`` thresholds (None when undefined)."""
+        if self.measured is None or not self.reference:
+            return None
+        return self.measured / self.reference
 
 
 def _number(value: float) -> str:
@@ -206,8 +242,7 @@ def _aggregation(name: str) -> tuple[str, float | None] | None:
     return None
 
 
-def parse_threshold(text: str) -> Threshold:
-    tokens = _Tokens(text)
+def _term(tokens: _Tokens) -> Term:
     name_at = tokens.position()
     name, _ = tokens.take("name")
     aggregation: str | None = None
@@ -224,23 +259,36 @@ def parse_threshold(text: str) -> Threshold:
         tokens.take("punct", ")")
     else:
         filters = _filters(tokens)
+    return Term(aggregation, percentile, name, tuple(filters))
+
+
+def parse_threshold(text: str) -> Threshold:
+    tokens = _Tokens(text)
+    left = _term(tokens)
     op_at = tokens.position()
     op, _ = tokens.take("op")
     if op not in COMPARE:
         raise tokens.error(f"use == to compare, not {op}", op_at)
     number, unit = tokens.take("number")
+    reference: Term | None = None
+    if tokens.peek() == ("punct", "*"):
+        if unit:
+            raise tokens.error(f"a factor has no unit (the reference term gives it), not {unit!r}")
+        tokens.take("punct", "*")
+        reference = _term(tokens)
     if tokens.peek()[0] != "end":
         raise tokens.error("unexpected text after the target")
     assert number is not None
     return Threshold(
         text=text.strip(),
-        aggregation=aggregation,
-        percentile=percentile,
-        metric=name,
-        filters=tuple(filters),
+        aggregation=left.aggregation,
+        percentile=left.percentile,
+        metric=left.metric,
+        filters=left.filters,
         op=op,
         target=float(number) * UNITS.get(unit or "", 1.0),
         unit=unit or "",
+        reference=reference,
     )
 
 
@@ -284,7 +332,7 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def aggregate(threshold: Threshold, values: list[float]) -> float | None:
+def aggregate(threshold: Threshold | Term, values: list[float]) -> float | None:
     agg = threshold.aggregation
     if agg == "count":
         return float(len(values))
@@ -318,4 +366,16 @@ def evaluate_threshold(threshold: Threshold, metrics: MetricSource) -> Outcome:
     measured = aggregate(threshold, values)
     if measured is None:
         return Outcome(threshold, None, None, 0, note=f"no {threshold.subject} values in this run")
-    return Outcome(threshold, measured, COMPARE[threshold.op](measured, threshold.target), len(values))
+    ref = threshold.reference
+    if ref is None:
+        return Outcome(threshold, measured, COMPARE[threshold.op](measured, threshold.target), len(values))
+    ref_values = metrics.values(ref.metric, ref.filters)
+    if ref_values is None:
+        return Outcome(threshold, measured, None, len(values), note=f"{ref.metric} not recorded in this run")
+    reference = aggregate(ref, ref_values)
+    if reference is None:
+        return Outcome(threshold, measured, None, len(values), note=f"no {ref.subject} values in this run")
+    target = threshold.target * reference
+    passed = COMPARE[threshold.op](measured, target)
+    note = f"target {_number(threshold.target)} x {_number(reference)} = {_number(target)}"
+    return Outcome(threshold, measured, passed, len(values) + len(ref_values), note=note, reference=reference)

@@ -10,9 +10,10 @@ Everything is scoped to the run's companies: other runs may share the database a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +33,7 @@ from lab.checker_inputs import (
     ProductRow,
 )
 from lab.rundir import AcknowledgedJob
+from lab.stack.s3 import CREDENTIALS, REGION
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +47,30 @@ class GatherError(Exception):
 
 @dataclass(frozen=True)
 class S3Target:
+    """Where the images are, and the credentials to list them with.
+
+    The credentials are passed to the client explicitly and default to the lab's fixed ones
+    (the S3 endpoint is the stack's moto server): boto3's own lookup would find a developer's
+    real AWS keys in the environment or ~/.aws and send them to the stand-in.
+    """
+
     bucket: str
     endpoint_url: str | None = None
-    region: str = "us-east-1"
+    region: str = REGION
+    access_key_id: str = CREDENTIALS["AWS_ACCESS_KEY_ID"]
+    secret_access_key: str = field(default=CREDENTIALS["AWS_SECRET_ACCESS_KEY"], repr=False)
+
+    def client(self, timeout: float) -> Any:
+        """A boto3 S3 client with exactly these credentials (no session token, no profile)."""
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            aws_session_token=None,
+            config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 3}),
+        )
 
 
 @dataclass(frozen=True)
@@ -58,9 +81,13 @@ class GatherSettings:
     timeout: float = 60.0  # per query / request
 
 
+# outcome and rejection_counts through to_jsonb: an importer whose schema predates them (before
+# migration 0002) reads as NULL rather than failing the whole check.
 _JOBS_SQL = """
-SELECT id::text, company_id::text, provider, store_id, status, error, include_images
-FROM product_import_jobs WHERE company_id = ANY($1::uuid[])
+SELECT id::text, company_id::text, provider, store_id, status, error, include_images,
+       to_jsonb(j) ->> 'outcome' AS outcome, (to_jsonb(j) -> 'rejection_counts')::text AS rejection_counts,
+       (to_jsonb(j) -> 'verification_issues')::text AS verification_issues
+FROM product_import_jobs j WHERE company_id = ANY($1::uuid[])
 """
 _PRODUCTS_SQL = """
 SELECT company_id::text, external_id, import_source
@@ -92,19 +119,28 @@ async def read_database(
     finally:
         await conn.close(timeout=10)
     return (
-        [JobRow(**dict(r)) for r in jobs],
+        [_job_row(dict(r)) for r in jobs],
         [ProductRow(**dict(r)) for r in products],
         [ImageRow(**dict(r)) for r in images],
     )
 
 
+def _job_row(row: dict[str, Any]) -> JobRow:
+    """A job row; the per-record columns (migration 0002) as plain data, None where absent."""
+    raw = row.pop("rejection_counts", None)
+    counts = json.loads(raw) if raw else None
+    if counts is not None and not isinstance(counts, dict):
+        raise GatherError(f"job {row['id']}: rejection_counts is not an object: {raw[:200]}")
+    raw_issues = row.pop("verification_issues", None)
+    issues = json.loads(raw_issues) if raw_issues else None
+    if issues is not None and not isinstance(issues, list):
+        raise GatherError(f"job {row['id']}: verification_issues is not a list: {raw_issues[:200]}")
+    codes = None if issues is None else tuple(str(i.get("code") if isinstance(i, dict) else i) for i in issues)
+    return JobRow(**row, rejection_counts=counts, verification_issues=codes)
+
+
 def _list_keys_blocking(target: S3Target, prefixes: Iterable[str], timeout: float) -> frozenset[str]:
-    client: Any = boto3.client(
-        "s3",
-        endpoint_url=target.endpoint_url,
-        region_name=target.region,
-        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 3}),
-    )
+    client = target.client(timeout)
     keys: set[str] = set()
     for prefix in prefixes:
         kwargs: dict[str, Any] = {"Bucket": target.bucket, "Prefix": prefix, "MaxKeys": 1000}

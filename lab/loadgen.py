@@ -1,7 +1,7 @@
 """Locust as drill runs it: its own processes, its own command line, never imported here.
 
 Locust monkey-patches the standard library with gevent when imported, and the proving ground
-is asyncio (redis, asyncpg, moto): the two cannot share a process (DESIGN.md §6). So drill
+is asyncio (redis, asyncpg, moto): the two cannot share a process (docs/architecture.md §9). So drill
 starts ``locust -f loadtests/locustfile.py --headless ...`` as subprocesses — one local
 process, or a master plus N workers (``--master``/``--worker``, bound to loopback) — each in
 its own session with its output in the run directory, and stops them (SIGTERM, then SIGKILL

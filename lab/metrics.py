@@ -6,7 +6,10 @@ reading criteria.toml agree on what ``job_duration`` or ``lost`` means:
 - ``acknowledged.csv`` → ``job_duration`` (seconds, client view: submit to terminal status;
   a job the client never saw finish counts as +inf, so unfinished jobs cannot flatter a p95;
   FAILED/CANCELLED jobs are left to ``success_rate``) and ``job_success`` (1/0 per job that
-  was expected to succeed). Labels: products, size, provider, store_id, company_id, final_status.
+  was expected to succeed). Labels: products, size, provider, store_id, company_id, final_status,
+  and, when the run has a ``plan.json`` (every ``drill run``), ``size_class``: the scenario's
+  catalog class of the job's store (how a fairness criterion tells a small tenant's job run
+  alone from one run beside a flood).
 - ``checker.json`` totals → one-value series: ``lost``, ``missing``, ``duplicated``,
   ``unexpected``, ``success_rate``, ``products_missing``, ... (every numeric total).
 - ``samples.csv`` → a series per numeric column (``waiting``, ``active``, ``workers_alive``,
@@ -27,6 +30,9 @@ from lab.checker_inputs import CheckReport, read_check_report
 from lab.expressions import ExpressionError, LabelFilter
 from lab.rundir import ACKNOWLEDGED_CSV, AcknowledgedJob, read_acknowledged, read_measurements
 from lab.samples import NUMERIC_COLUMNS, read_samples
+from loadtests.plan import PlanError, read_plan
+
+PLAN_JSON = "plan.json"  # written by ``drill run`` (lab.drill_run.PLAN_FILE)
 
 Labels = dict[str, str]
 
@@ -68,7 +74,7 @@ class Metrics:
         metrics = cls()
         report = read_check_report(run_dir)
         if (run_dir / ACKNOWLEDGED_CSV).exists():
-            metrics.add_jobs(read_acknowledged(run_dir), report)
+            metrics.add_jobs(read_acknowledged(run_dir), report, size_classes=size_classes_of(run_dir))
         if report is not None:
             metrics.add_checker(report)
         metrics.add_samples(run_dir)
@@ -80,7 +86,14 @@ class Metrics:
             metrics.sources[name] = "measurements.jsonl"
         return metrics
 
-    def add_jobs(self, jobs: Sequence[AcknowledgedJob], report: CheckReport | None) -> None:
+    def add_jobs(
+        self,
+        jobs: Sequence[AcknowledgedJob],
+        report: CheckReport | None,
+        *,
+        size_classes: dict[str, str] | None = None,
+    ) -> None:
+        """``size_classes`` (store id → catalog class) adds the ``size_class`` label when given."""
         expected_failures = report.expected_failure_job_ids() if report else set()
         self.series.setdefault("job_duration", [])
         self.series.setdefault("job_success", [])
@@ -93,6 +106,8 @@ class Metrics:
                 "company_id": job.company_id,
                 "final_status": job.final_status or "",
             }
+            if size_classes is not None:
+                labels["size_class"] = size_classes.get(job.store_id, "")
             if job.job_id in expected_failures:
                 continue
             if job.final_status == "COMPLETED" and job.end_to_end_seconds is not None:
@@ -119,3 +134,15 @@ class Metrics:
         limited = frame["provider_rate_limited"].dropna()
         if len(limited) >= 2:
             self.add("rate_limit_violations", float(limited.iloc[-1] - limited.iloc[0]), source="samples.csv")
+
+
+def size_classes_of(run_dir: Path) -> dict[str, str] | None:
+    """Store id → the scenario's catalog class, from the run's plan.json (None without one)."""
+    path = run_dir / PLAN_JSON
+    if not path.exists():
+        return None
+    try:
+        plan = read_plan(path)
+    except PlanError:
+        return None  # a run judged without the label; a criterion filtering on it then says so
+    return {a.store_id: a.size_class for a in plan.assignments}

@@ -7,7 +7,9 @@ provider's admin would: companies through the operator API, stores through the f
 provider's admin API.
 
 Jobs of the size classes are interleaved (a 1,000-product job every few small ones, not all
-at the end), so a job-size mix is a mix at every moment of the run.
+at the end), so a job-size mix is a mix at every moment of the run. A phased scenario (classes
+with ``start_after_s``/``spread_s``) is ordered by when each job is to be submitted instead,
+and each assignment carries that moment (``not_before_s``) for its client.
 """
 
 from __future__ import annotations
@@ -50,9 +52,13 @@ class StoreRequest:
     seed: int
     rate_limit_per_min: int
     page_latency_ms: int = 0
+    tenant: str = ""  # the tenant group importing it ("": the scenario's companies)
+    job: int = 0  # its number within its class: picks the group's company round-robin
+    not_before_s: float = 0.0  # when its client submits, in seconds after the load started
+    faults: Mapping[str, Any] | None = None  # the fake provider's per-store data-fault spec
 
     def body(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "dialect": self.dialect,
             "products": self.products,
             "images_per_product": self.images_per_product,
@@ -60,6 +66,9 @@ class StoreRequest:
             "rate_limit_per_min": self.rate_limit_per_min,
             "page_latency_ms": self.page_latency_ms,
         }
+        if self.faults:
+            body.update(self.faults)
+        return body
 
 
 def _spread(count: int) -> list[float]:
@@ -76,9 +85,13 @@ def interleave(counts: Mapping[K, int]) -> list[K]:
 def store_requests(scenario: Scenario) -> list[StoreRequest]:
     """Every store of the scenario, in run order; seeds are fixed per (class, job number)."""
     keyed: list[tuple[float, int, StoreRequest]] = []
+    phased = scenario.phased
     for class_number, catalog in enumerate(scenario.catalogs):
         dialects = interleave(catalog.dialect_counts())
         for job, (position, dialect) in enumerate(zip(_spread(catalog.jobs), dialects, strict=True)):
+            # Phases: evenly over [start, start + spread); position 0.5/n .. (n-0.5)/n, so shift to 0.
+            offset = (position - 0.5 / catalog.jobs) if catalog.jobs else 0.0
+            not_before = round(catalog.start_after_s + catalog.spread_s * offset, 3) if phased else 0.0
             request = StoreRequest(
                 order=0,
                 size_class=catalog.size_class,
@@ -88,8 +101,12 @@ def store_requests(scenario: Scenario) -> list[StoreRequest]:
                 seed=(class_number + 1) * 1_000_000 + job,
                 rate_limit_per_min=scenario.store_rate_limit_per_min[dialect],
                 page_latency_ms=catalog.page_latency_ms,
+                tenant=catalog.tenant or "",
+                job=job,
+                not_before_s=not_before,
+                faults=catalog.fault_body() or None,
             )
-            keyed.append((position, class_number, request))
+            keyed.append((not_before if phased else position, class_number, request))
     keyed.sort(key=lambda item: (item[0], item[1]))
     return [replace(request, order=order) for order, (_, _, request) in enumerate(keyed)]
 
@@ -101,14 +118,25 @@ def build_plan(
     stores: Sequence[tuple[StoreRequest, str]],
     *,
     records_dir: str | None = None,
+    tenants: Mapping[str, Sequence[Company]] | None = None,
 ) -> Plan:
-    """One assignment per store, companies taken round-robin; ``stores`` pairs each request with its id."""
+    """One assignment per store, companies taken round-robin; ``stores`` pairs each request with its id.
+
+    A request of a tenant group takes that group's companies (``tenants``) round-robin by its
+    number within its class, so each small tenant gets its share of every phase.
+    """
     if not companies:
         raise SetupError("a plan needs at least one company")
-    follow = FollowSettings(job_timeout_s=float(scenario.follow_timeout_s))
+    follow = FollowSettings(job_timeout_s=float(scenario.follow_timeout_s), poll_interval_s=scenario.poll_interval_s)
     assignments = []
     for request, store_id in sorted(stores, key=lambda pair: pair[0].order):
-        company = companies[request.order % len(companies)]
+        if request.tenant:
+            group = (tenants or {}).get(request.tenant)
+            if not group:
+                raise SetupError(f"store #{request.order}: no companies for tenant group {request.tenant!r}")
+            company = group[request.job % len(group)]
+        else:
+            company = companies[request.order % len(companies)]
         assignments.append(
             Assignment(
                 index=request.order,
@@ -120,6 +148,7 @@ def build_plan(
                 images_per_product=request.images_per_product,
                 size_class=request.size_class,
                 include_images=scenario.include_images,
+                not_before_s=request.not_before_s,
             )
         )
     return Plan(

@@ -1,4 +1,10 @@
-"""The live progress line of ``drill run``: one line every few seconds, never a wall of logs.
+"""Progress lines of ``drill run`` and ``drill chaos``: one format, one stream (stderr).
+
+Every line is ``[elapsed] where: message`` (``[ 1m05s] load   jobs 512/1,000 acked, ...``,
+``[12m40s] redis-failover #1/3 method: primary killed``), written by :class:`ProgressLog` to
+stderr, so stdout carries only the verdict and the report's path and a script can pipe it.
+
+The live progress line of ``drill run``: one line every few seconds, never a wall of logs.
 
 What a person watching a drill wants at a glance: how long it has run, which phase it is in,
 how many jobs the API acknowledged out of the plan, how many completed or failed, the queue
@@ -12,8 +18,12 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 TAIL_BYTES = 16_384
 
@@ -42,10 +52,48 @@ def _n(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
+def format_line(elapsed_s: float, message: str, where: str = "") -> str:
+    """``[ 1m05s] where: message``: the one shape of every progress line."""
+    return f"[{format_elapsed(elapsed_s):>6}] {where + ': ' if where else ''}{message}"
+
+
+class ProgressLog:
+    """Writes progress lines, stamped with the time since it was made; thread-safe.
+
+    ``context`` and ``phase`` (e.g. ``redis-failover #1/3`` and ``method``) prefix each line
+    while set. Lines go to stderr unless a stream is given (tests).
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+        self._stream = stream
+        self._quiet = quiet
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+        self.context = ""
+        self.phase = ""
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def __call__(self, message: str) -> None:
+        if self._quiet:
+            return
+        where = " ".join(part for part in (self.context, self.phase) if part)
+        line = format_line(self.elapsed, message, where)
+        with self._lock:
+            stream = self._stream or sys.stderr
+            stream.write(line + "\n")
+            stream.flush()
+
+
 def format_progress(p: Progress) -> str:
-    """One line: ``[ 1m05s] load   jobs 512/1,000 acked, 120 completed, 0 failed | queue 380 waiting, ...``."""
+    """``load   jobs 512/1,000 acked, 120 completed, 0 failed | queue 380 waiting, ...``.
+
+    No stamp of its own: the :class:`ProgressLog` that writes it stamps it like every other line.
+    """
     return (
-        f"[{format_elapsed(p.elapsed_s):>6}] {p.phase:<6} "
+        f"{p.phase:<6} "
         f"jobs {p.acknowledged:,}/{p.planned:,} acked, {_n(p.completed)} completed, {_n(p.failed)} failed"
         f" | queue {_n(p.waiting)} waiting, {_n(p.active)} active, {_n(p.deferred)} deferred"
         f" | {_n(p.workers)} workers"

@@ -17,9 +17,11 @@ from __future__ import annotations
 import math
 import tomllib
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lab.fake_provider.catalog import IMAGE_FAULTS, MALFORMED_KINDS
 
 DEFAULT_SCENARIOS = Path(__file__).with_name("scenarios.toml")
 
@@ -27,7 +29,7 @@ Dialect = Literal["roastify", "shopify"]
 Kind = Literal["smoke", "load"]
 Tier = Literal["BASIC", "PRO", "ENTERPRISE"]
 
-# The providers' published per-account limits (DESIGN.md §1); the fake provider enforces them
+# The providers' published per-account limits (docs/architecture.md §2); the fake provider enforces them
 # per store, and the importer's defaults for its own limiter are the same numbers.
 PUBLISHED_RATE_LIMITS: dict[Dialect, int] = {"roastify": 100, "shopify": 120}
 IMPORTER_RATE_SETTINGS: dict[Dialect, str] = {
@@ -60,7 +62,22 @@ class _Model(BaseModel):
 
 
 class CatalogClass(_Model):
-    """``jobs`` imports of catalogs of one size; each job gets its own fake-provider store."""
+    """``jobs`` imports of catalogs of one size; each job gets its own fake-provider store.
+
+    ``tenant`` names the ``[[scenario.tenants]]`` group whose companies import this class
+    (round-robin within the group); without tenant groups every class shares the scenario's
+    companies. ``start_after_s`` and ``spread_s`` make phases: the class's clients submit
+    their jobs from ``start_after_s`` seconds after the load started, spread evenly over
+    ``spread_s`` seconds (0: all at once). A job's duration is measured from its submission,
+    so the wait before it never counts.
+
+    Data faults (messy-catalog), passed to the fake provider with every store of the class
+    (``POST /admin/stores``), whose expected-catalog document then says which records are good
+    and which are bad, with their code: ``record_faults`` (kind → how many products of each
+    store to spoil that way, e.g. ``nul_title = 3``) and ``image_faults`` (kind → how many
+    products whose first image is bad), spread evenly through the catalog and never on the
+    same product; ``store_faults`` is passed as it is (``pagination``, ``dead_host_ms``...).
+    """
 
     size_class: str = Field(min_length=1, max_length=40)
     jobs: int = Field(ge=1, le=MAX_JOBS)
@@ -68,12 +85,64 @@ class CatalogClass(_Model):
     images_per_product: int = Field(0, ge=0, le=20)
     dialects: dict[Dialect, int] = Field(default_factory=_even_mix)
     page_latency_ms: int = Field(0, ge=0, le=10_000)
+    tenant: str | None = Field(None, min_length=1, max_length=40)
+    start_after_s: float = Field(0.0, ge=0, le=MAX_RUN_SECONDS)
+    spread_s: float = Field(0.0, ge=0, le=MAX_RUN_SECONDS)
+    store_faults: dict[str, Any] = Field(default_factory=dict)
+    record_faults: dict[str, int] = Field(default_factory=dict)
+    image_faults: dict[str, int] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _weights(self) -> Self:
         if not self.dialects or any(w < 0 for w in self.dialects.values()) or sum(self.dialects.values()) == 0:
             raise ValueError(f"class {self.size_class}: dialect weights must be non-negative with a positive sum")
         return self
+
+    @model_validator(mode="after")
+    def _faults(self) -> Self:
+        unknown = sorted(set(self.record_faults) - set(MALFORMED_KINDS)) + sorted(
+            set(self.image_faults) - set(IMAGE_FAULTS)
+        )
+        if unknown:
+            raise ValueError(
+                f"class {self.size_class}: unknown fault kinds {unknown}; records: {', '.join(MALFORMED_KINDS)}; "
+                f"images: {', '.join(IMAGE_FAULTS)}"
+            )
+        counts = [*self.record_faults.values(), *self.image_faults.values()]
+        if any(n < 0 for n in counts) or sum(counts) > self.products:
+            raise ValueError(
+                f"class {self.size_class}: {sum(counts)} faulty products in a {self.products}-product store"
+            )
+        if self.image_faults and self.images_per_product == 0:
+            raise ValueError(f"class {self.size_class}: image_faults need images_per_product >= 1")
+        if {"bad_records", "bad_images"} & set(self.store_faults) and (self.record_faults or self.image_faults):
+            raise ValueError(f"class {self.size_class}: give faults as record_faults/image_faults or in store_faults")
+        return self
+
+    def fault_body(self) -> dict[str, Any]:
+        """The data-fault part of each store's ``POST /admin/stores`` body (empty: a clean store)."""
+        body: dict[str, Any] = dict(self.store_faults)
+        kinds = [("record", k) for k, n in sorted(self.record_faults.items()) for _ in range(n)]
+        kinds += [("image", k) for k, n in sorted(self.image_faults.items()) for _ in range(n)]
+        if not kinds:
+            return body
+        # Evenly through the catalog, kinds interleaved: every page meets several kinds.
+        order = interleave_kinds(kinds)
+        step = self.products / len(order)
+        records: dict[str, list[int]] = {}
+        images: dict[str, list[int]] = {}
+        for k, (family, kind) in enumerate(order):
+            index = min(self.products - 1, int((k + 0.5) * step))
+            (records if family == "record" else images).setdefault(kind, []).append(index)
+        if records:
+            body["bad_records"] = records
+        if images:
+            body["bad_images"] = images
+        return body
+
+    @property
+    def phased(self) -> bool:
+        return self.start_after_s > 0 or self.spread_s > 0
 
     def dialect_counts(self) -> dict[Dialect, int]:
         """Jobs per dialect from the weights (largest remainder, so the counts sum to ``jobs``)."""
@@ -84,6 +153,30 @@ class CatalogClass(_Model):
         for d in sorted(exact, key=lambda d: (counts[d] - exact[d], d))[:left]:
             counts[d] += 1
         return {d: n for d, n in counts.items() if n}
+
+
+def interleave_kinds(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Round-robin over the distinct kinds: a, a, b → a, b, a (deterministic)."""
+    groups: dict[tuple[str, str], int] = {}
+    for item in items:
+        groups[item] = groups.get(item, 0) + 1
+    out: list[tuple[str, str]] = []
+    while groups:
+        for item in list(groups):
+            out.append(item)
+            groups[item] -= 1
+            if groups[item] == 0:
+                del groups[item]
+    return out
+
+
+class TenantGroup(_Model):
+    """``companies`` companies of one tier, named after the group (``<run>-<group>-NNN``)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=40)
+    companies: int = Field(1, ge=1, le=1_000)
+    tier: Tier = "PRO"
+    why: str = ""  # what this group stands for in the scenario (a flooding tenant, small tenants)
 
 
 class Override(_Model):
@@ -137,7 +230,11 @@ class Scenario(_Model):
     job_timeout_s: int | None = Field(None, ge=10, le=MAX_RUN_SECONDS)  # a client's wait for one job
     locust_workers: int = Field(0, ge=0, le=16)  # 0: one local Locust process; N: master + N workers
     include_images: bool = True
+    # How often a client polls once its event stream is refused or broken (the API caps open
+    # streams per company, so a flooding tenant's clients mostly poll).
+    poll_interval_s: float = Field(2.0, gt=0, le=60)
     catalogs: list[CatalogClass] = Field(min_length=1)
+    tenants: list[TenantGroup] = Field(default_factory=list)
     workers: Workers = Field(default_factory=Workers)
     overrides: list[Override] = Field(default_factory=list)
     store_rate_limit_per_min: dict[Dialect, int] = Field(default_factory=lambda: dict(PUBLISHED_RATE_LIMITS))
@@ -154,6 +251,19 @@ class Scenario(_Model):
         sizes = [c.size_class for c in self.catalogs]
         if len(set(sizes)) != len(sizes):
             raise ValueError("catalog size_class names must be unique")
+        groups = [t.name for t in self.tenants]
+        if len(set(groups)) != len(groups):
+            raise ValueError("tenant group names must be unique")
+        for c in self.catalogs:
+            if self.tenants and c.tenant not in groups:
+                raise ValueError(f"class {c.size_class}: tenant {c.tenant!r} is not one of the tenant groups {groups}")
+            if not self.tenants and c.tenant is not None:
+                raise ValueError(f"class {c.size_class}: names tenant {c.tenant!r} but the scenario has no tenants")
+            if c.start_after_s + c.spread_s >= self.run_time_s:
+                raise ValueError(
+                    f"class {c.size_class}: its submissions (from {c.start_after_s:g} s over {c.spread_s:g} s) "
+                    f"do not fit in run_time_s {self.run_time_s}"
+                )
         env = self.importer_env
         for dialect, setting in IMPORTER_RATE_SETTINGS.items():
             ours = int(env.get(setting, PUBLISHED_RATE_LIMITS[dialect]))
@@ -170,6 +280,14 @@ class Scenario(_Model):
     @property
     def importer_env(self) -> dict[str, str]:
         return {o.name: o.value for o in self.overrides}
+
+    @property
+    def total_companies(self) -> int:
+        return sum(t.companies for t in self.tenants) if self.tenants else self.companies
+
+    @property
+    def phased(self) -> bool:
+        return any(c.phased for c in self.catalogs)
 
     @property
     def total_jobs(self) -> int:

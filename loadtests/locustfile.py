@@ -19,7 +19,7 @@ whichever worker has free clients. Targets are loopback only; any other host is 
 
 Only requests, gevent and locust are imported here (plus loadtests' standard-library
 modules): Locust monkey-patches the standard library, and asyncio-side libraries (redis,
-arq, moto, the ``lab`` package) must never load next to it (DESIGN.md §6).
+arq, moto, the ``lab`` package) must never load next to it (docs/architecture.md §9).
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class Dispatch:
         self._ids = itertools.count(1)
         self._records: RecordWriter | None = None
         self._quitting = False
+        self.started_at = time.time()  # reset when the test starts: phased assignments count from it
         if self.book is not None:
             runner.register_message(CLAIM, self._on_claim)
             runner.register_message(FINISHED, self._on_finished)
@@ -171,12 +172,18 @@ def _on_init(environment: Environment, **_: Any) -> None:
         logging.info("drill plan %r: %d assignments against %s", plan.scenario, len(plan.assignments), environment.host)
 
 
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    if _dispatch is not None:
+        _dispatch.started_at = time.time()
+
+
 def _on_quitting(environment: Environment, **_: Any) -> None:
     if _dispatch is not None:
         _dispatch.close()
 
 
 events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(_on_test_start)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
 
 
@@ -203,6 +210,9 @@ class ImportClient(HttpUser):
         if assignment is None:
             raise StopUser()  # nothing left to do
         try:
+            wait = assignment.wait_before_submit(d.started_at, time.time())
+            if wait > 0:  # a phased scenario: this job belongs to a later phase
+                gevent.sleep(wait)
             self.run_assignment(assignment, d.plan.follow, d.records)
         finally:
             d.finished(assignment)

@@ -8,7 +8,7 @@ at a plan of their own.
 
 Standard library only, on purpose: the locustfile runs under gevent's monkey-patching, and
 the proving ground's asyncio-side modules (redis, arq, moto) must never be imported next to it
-(DESIGN.md §6). ``lab`` writes plans through this same module, so there is one format.
+(docs/architecture.md §9). ``lab`` writes plans through this same module, so there is one format.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ RECORDS_ENV = "DRILL_RECORDS_DIR"
 SCHEMA_VERSION = 1
 PROVIDERS = ("roastify", "shopify")
 LOOPBACK_NAMES = frozenset({"localhost"})
+MAX_NOT_BEFORE_S = 4 * 3600.0  # a scenario's own bound on its load phase
 
 
 class PlanError(ValueError):
@@ -73,8 +74,13 @@ class Assignment:
     images_per_product: int = 0
     size_class: str = ""
     include_images: bool = True
+    not_before_s: float = 0.0  # phased scenarios: submit no earlier than this after the load started
 
     def __post_init__(self) -> None:
+        if not 0 <= self.not_before_s <= MAX_NOT_BEFORE_S:
+            raise PlanError(
+                f"assignment {self.index}: not_before_s {self.not_before_s!r} outside 0..{MAX_NOT_BEFORE_S}"
+            )
         if self.provider not in PROVIDERS:
             raise PlanError(f"assignment {self.index}: provider {self.provider!r} is not one of {PROVIDERS}")
         if self.products < 0 or self.images_per_product < 0:
@@ -84,6 +90,14 @@ class Assignment:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def wait_before_submit(self, started_at: float, now: float) -> float:
+        """Seconds to wait before submitting: this assignment's phase offset from the test start.
+
+        Bounded by the plan (``not_before_s`` is at most MAX_NOT_BEFORE_S); the job's own
+        timeout starts only when it is submitted, so the wait never counts as the job's time.
+        """
+        return max(0.0, started_at + self.not_before_s - now)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Assignment:
@@ -98,6 +112,7 @@ class Assignment:
                 images_per_product=int(data.get("images_per_product", 0)),
                 size_class=str(data.get("size_class") or data["products"]),
                 include_images=bool(data.get("include_images", True)),
+                not_before_s=float(data.get("not_before_s", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, PlanError):

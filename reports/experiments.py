@@ -35,7 +35,7 @@ from reports.facts import CHECKER_ROWS
 
 log = logging.getLogger(__name__)
 
-# Informative figures (no §5 target): shown beside the judged ones.
+# Informative figures (no criterion's target): shown beside the judged ones.
 INFORMATIVE: dict[str, str] = {
     "sentinel_promotion": "kill → Sentinel names a new primary",
     "orphans_observed": "jobs Redis forgot (re-queued by the reconciler)",
@@ -112,7 +112,7 @@ def experiment_sections(data: RunData, charts_dir: Path) -> list[ExperimentSecti
 
 
 def _figures(journal: Journal, criteria: list[Criterion]) -> list[Figure]:
-    """Each §5 threshold whose series this run recorded, judged on this run's values only."""
+    """Each criterion's threshold whose series this run recorded, judged on this run's values only."""
     metrics = Metrics()
     for m in journal.measurements:
         metrics.add(m.metric, m.value, dict(m.labels))
@@ -165,6 +165,9 @@ def _value(metric: str, value: float) -> str:
         "breaker_opens",
         "db_partition_failed_jobs",
         "overload_rejections",
+        "long_outage_stalled_jobs",
+        "long_outage_failed_jobs",
+        "long_outage_in_flight",
     ):
         return f"{value:g}"
     return format_duration(value)
@@ -192,6 +195,8 @@ def _checker(run_dir: Path, journal: Journal) -> list[tuple[str, str, bool]]:
         value = report.totals[key]
         if key == "success_rate":
             rows.append((label, "—" if value is None else f"{value * 100:.2f}%", False))
+        elif value is None:
+            rows.append((label, "—", False))
         else:
             rows.append((label, str(value), problem and bool(value)))
     return rows
@@ -291,6 +296,24 @@ def _details(journal: Journal) -> list[tuple[str, str]]:
         if e.get("failed_before_retry"):
             reasons = sorted({str(v)[:120] for v in e["failed_before_retry"].values()})
             out.append(("failure reasons", "; ".join(reasons[:3])))
+    if "long_outage" in e:
+        lo = e["long_outage"]
+        settings = ", ".join(f"{k}={v}" for k, v in (lo.get("settings") or {}).items())
+        out.append(("stall sweep", f"its own reconciler ({(lo.get('reconciler') or {}).get('name', '—')}): {settings}"))
+        for f in lo.get("faults") or []:
+            finals = f.get("final") or {}
+            statuses: dict[str, int] = {}
+            for status, _ in finals.values():
+                statuses[status] = statuses.get(status, 0) + 1
+            shown = ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())) or "none seen ending"
+            out.append(
+                (
+                    f"{f['kind']} {float(f['seconds']):g} s",
+                    f"{len(f.get('in_flight') or [])} job(s) in flight when it began; afterwards {shown}",
+                )
+            )
+        stalled = sorted({job for _, job, *_ in e.get("stall_events") or []})
+        out.append(("failed as stalled", ", ".join(stalled[:5]) + (" …" if len(stalled) > 5 else "") or "none"))
     if "breaker" in e:
         b = e["breaker"]
         out.append(

@@ -194,8 +194,38 @@ CHECKER_ROWS: list[tuple[str, str, str, bool]] = [
     ("lost", "Jobs lost", "acknowledged, but not terminal after the drain (or no row at all)", True),
     ("failed", "Jobs failed", "FAILED though expected to succeed (or FAILED without a reason)", True),
     ("cancelled", "Jobs cancelled", "CANCELLED though expected to succeed", True),
-    ("expected_failures", "Expected failures", "stores with malformed catalogs that ended FAILED with a reason", False),
-    ("expected_failure_missed", "Expected failures missed", "malformed stores whose job did not fail", True),
+    (
+        "expected_failures",
+        "Expected failures",
+        "stores whose catalog says the job must fail, FAILED with a reason",
+        False,
+    ),
+    (
+        "expected_failure_missed",
+        "Expected failures missed",
+        "stores whose catalog says the job must fail, not FAILED",
+        True,
+    ),
+    ("records_bad_expected", "Bad records expected", "products and images the catalogs mark bad (rejected)", False),
+    (
+        "records_failed_jobs",
+        "Jobs failed for a bad record",
+        "FAILED though their bad records should only be rejected",
+        True,
+    ),
+    (
+        "rejections_missing",
+        "Rejections missing",
+        "bad records the job's rejection counts do not show under their code",
+        True,
+    ),
+    (
+        "rejections_unexpected",
+        "Rejections unexpected",
+        "rejections beyond the catalog's bad records, or under another code",
+        True,
+    ),
+    ("outcome_mismatch", "Outcome mismatches", "COMPLETED jobs whose outcome is not what the catalog implies", True),
     (
         "unexpected_jobs",
         "Unexpected job rows",
@@ -245,6 +275,8 @@ def checker_rows(data: RunData) -> list[CheckerRow]:
         if key == "success_rate":
             text = "—" if value is None else f"{value * 100:.2f}%"
             problem = False
+        elif value is None:  # a total this run's catalogs give nothing to count
+            text, problem = "—", False
         else:
             text = str(value)
             problem = counts_as_problem and bool(value)
@@ -256,6 +288,9 @@ FINDING_ORDER = (
     "jobs_lost",
     "jobs_failed",
     "expected_failure_missed",
+    "records_failed_jobs",
+    "rejections_mismatch",
+    "outcome_mismatch",
     "products_missing",
     "products_duplicated",
     "images_missing",

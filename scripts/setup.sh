@@ -7,7 +7,9 @@
 #
 #   1. Debian packages: postgresql, redis-server, redis-sentinel, jq, python3.11-venv (only missing ones)
 #   2. no Debian-managed postgres/redis left running (the stack runs its own, on free ports)
-#   3. .venv with python3.11 and `pip install -e '.[dev]'` (skipped while the stamp matches)
+#   3. .venv with python3.11: every dependency from the lock file requirements/dev.txt (hash-checked),
+#      then the project itself, editable, with --no-deps (skipped while the stamp matches);
+#      scripts/lock.sh regenerates the lock after a change to pyproject.toml
 #   4. Toxiproxy built with `go install` at a pinned version, as /usr/local/bin/toxiproxy-server
 set -Eeuo pipefail
 
@@ -104,11 +106,14 @@ done
 
 # --- 3. the virtualenv -----------------------------------------------------------------------
 
-# What the installed environment depends on: the dependency list, the interpreter, and the
-# set of top-level packages (an editable install maps only the packages it saw at install time).
+LOCK="requirements/dev.txt"
+[ -f "$LOCK" ] || die "$LOCK missing (scripts/lock.sh writes it)"
+
+# What the installed environment depends on: the lock, the dependency list, the interpreter, and
+# the set of top-level packages (an editable install maps only the packages it saw at install time).
 stamp_of() {
     {
-        sha256sum pyproject.toml
+        sha256sum pyproject.toml "$LOCK"
         python3.11 -c 'import sys; print(sys.version)'
         for init in */__init__.py; do printf '%s\n' "$init"; done
     } | sha256sum | cut -d' ' -f1
@@ -127,9 +132,28 @@ else
         log "creating .venv with $(command -v python3.11)"
         python3.11 -m venv "$VENV"
     fi
-    log "pip install -e '.[dev]' (pyproject.toml or the package set changed)"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e '.[dev]' \
-        || die "pip install -e '.[dev]' failed"
+    log "pip install -r $LOCK, then -e . --no-deps (the lock, pyproject.toml or the package set changed)"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$LOCK" \
+        || die "pip install -r $LOCK failed (after a change to pyproject.toml, run scripts/lock.sh)"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps -e . \
+        || die "pip install --no-deps -e . failed"
+    # What the lock no longer lists goes, so a dependency dropped from pyproject.toml cannot stay
+    # importable here and hide a missing one (pip has no "sync"; pip-tools' pip-sync is this loop).
+    stale="$("$VENV/bin/python" - "$LOCK" <<'PY'
+import re, subprocess, sys
+norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+locked = {norm(m.group(1)) for m in re.finditer(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==", open(sys.argv[1]).read(), re.M)}
+frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"],
+                        capture_output=True, text=True, check=True).stdout
+names = {norm(line.split("==")[0]) for line in frozen.splitlines() if "==" in line}
+print(" ".join(sorted(names - locked - {"pip", "setuptools", "wheel"})))
+PY
+)" || die "could not list the installed packages"
+    if [ -n "$stale" ]; then
+        log "removing packages the lock no longer lists: $stale"
+        # shellcheck disable=SC2086  # one word per package name
+        "$VENV/bin/python" -m pip uninstall --disable-pip-version-check -q -y $stale || die "pip uninstall failed"
+    fi
     "$VENV/bin/python" -c 'import importer, lab' || die ".venv cannot import importer and lab after install"
     printf '%s\n' "$wanted" >"$STAMP"
 fi

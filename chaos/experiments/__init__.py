@@ -7,6 +7,7 @@ from typing import Any
 
 from chaos.experiments.base import ChaosExperiment, RunContext
 from chaos.experiments.db_partition import DbPartition, PartitionParams
+from chaos.experiments.long_outage import LongOutage, LongOutageParams
 from chaos.experiments.overload import Overload, OverloadParams
 from chaos.experiments.provider_outage import OutageParams, ProviderOutage
 from chaos.experiments.redis_failover import FailoverParams, RedisFailover
@@ -32,8 +33,10 @@ EXPERIMENTS: dict[str, Entry] = {
     "worker-term": Entry(WorkerTerm, WorkerTermParams),
     "provider-outage": Entry(ProviderOutage, OutageParams),
     "overload": Entry(Overload, OverloadParams),
+    "long-outage": Entry(LongOutage, LongOutageParams),
     "db-partition": Entry(DbPartition, PartitionParams),
 }
-"""In suite order: the longest (db-partition) last, overload apart from the failover."""
+"""In suite order: the longest (db-partition) last, overload apart from the failover; long-outage
+before db-partition (both cut Postgres; each heals and settles before it ends)."""
 
 __all__ = ["EXPERIMENTS", "ChaosExperiment", "Entry", "RunContext"]

@@ -1,6 +1,6 @@
 """worker-term: SIGTERM workers mid-job; each hands its jobs back and exits 0, quickly.
 
-The graceful path of DESIGN.md §3: stop taking jobs, let running jobs reach a checkpoint
+The graceful path of docs/architecture.md §5: stop taking jobs, let running jobs reach a checkpoint
 (bounded by the shutdown grace), give unfinished ones back to the queue *without burning a
 try*, close the pools, exit 0.
 

@@ -42,11 +42,18 @@ async def count_failed(conn: Any, *, since: datetime | None, company_id: UUID | 
 
 
 async def reset_failed(conn: Any, job_id: UUID) -> bool:
-    """FAILED → PENDING, error cleared, checkpoint (phase, page cursor, counts) kept."""
+    """FAILED → PENDING, error cleared, checkpoint (phase, page cursor, counts) kept.
+
+    No run is going on, so the run's clock goes too (``run_started_at``, ``heartbeat_at``: the
+    next claim sets them; the stall sweep never judges a revived job by its old run) and its
+    try count (``queue_try``: the orphan sweep gives up on a job by it). ``started_at`` stays:
+    it is when the job first started, for reporting.
+    """
     status = await conn.execute(
         """
         UPDATE product_import_jobs
            SET status = 'PENDING', error = NULL, finished_at = NULL, run_token = NULL, worker_id = NULL,
+               run_started_at = NULL, heartbeat_at = NULL, queue_try = 0, outcome = NULL,
                updated_at = now()
          WHERE id = $1 AND status = 'FAILED'
         """,

@@ -7,6 +7,10 @@ and the caller learns it lost the job instead of overwriting the newer run's pro
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -24,11 +28,18 @@ async def create(
     store_id: str,
     include_images: bool,
     correlation_id: str | None,
-) -> Job:
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> Job | None:
+    """Insert a PENDING job; None when a unique index refused it (no exception, no aborted
+    transaction): the company already used ``idempotency_key``, or already has an active job
+    for this provider and store. The caller reads the winner with ``find_existing``."""
     row = await conn.fetchrow(
         """
-        INSERT INTO product_import_jobs (id, company_id, provider, store_id, include_images, correlation_id)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        INSERT INTO product_import_jobs
+               (id, company_id, provider, store_id, include_images, correlation_id, idempotency_key, request_hash)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        ON CONFLICT DO NOTHING
         RETURNING *
         """,
         job_id,
@@ -37,8 +48,37 @@ async def create(
         store_id,
         include_images,
         correlation_id,
+        idempotency_key,
+        request_hash,
     )
-    return Job.from_record(row)
+    return Job.from_record(row) if row else None
+
+
+async def find_existing(
+    conn: Any, *, company_id: UUID, provider: str, store_id: str, idempotency_key: str | None
+) -> tuple[Job | None, Job | None]:
+    """(the job created with this idempotency key, the active job for this store), either None.
+
+    One round trip; both lookups are served by the unique indexes of migration 0002.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT *, (idempotency_key IS NOT DISTINCT FROM $4 AND $4 IS NOT NULL) AS by_key
+          FROM product_import_jobs
+         WHERE company_id = $1
+           AND ((idempotency_key = $4)
+                OR (provider = $2 AND store_id = $3 AND status = ANY($5::text[])))
+        """,
+        company_id,
+        provider,
+        store_id,
+        idempotency_key,
+        list(_ACTIVE),
+    )
+    by_key = next((Job.from_record(r) for r in rows if r["by_key"]), None)
+    same_store = (r for r in rows if r["provider"] == provider and r["store_id"] == store_id)
+    active = next((Job.from_record(r) for r in same_store if r["status"] in _ACTIVE), None)
+    return by_key, active
 
 
 async def get(conn: Any, job_id: UUID, *, company_id: UUID | None = None) -> Job | None:
@@ -52,7 +92,12 @@ async def get(conn: Any, job_id: UUID, *, company_id: UUID | None = None) -> Job
 
 
 async def claim(conn: Any, job_id: UUID, *, run_token: UUID, worker_id: str, queue_try: int = 0) -> Job | None:
-    """Make this run the job's owner; None when the job is already terminal (nothing to do)."""
+    """Make this run the job's owner; None when the job is already terminal (nothing to do).
+
+    Each claim starts a new run: ``run_started_at`` and ``heartbeat_at`` are now, so time the
+    job spent waiting between runs (retries, deferrals, hand-backs) never counts against the
+    stall limit. ``started_at`` keeps the first start, for reporting only.
+    """
     row = await conn.fetchrow(
         """
         UPDATE product_import_jobs
@@ -62,6 +107,7 @@ async def claim(conn: Any, job_id: UUID, *, run_token: UUID, worker_id: str, que
                attempts = attempts + 1,
                queue_try = $5,
                started_at = coalesce(started_at, now()),
+               run_started_at = now(),
                heartbeat_at = now(),
                phase = CASE WHEN phase = 'queued' THEN 'products' ELSE phase END,
                updated_at = now()
@@ -78,8 +124,10 @@ async def claim(conn: Any, job_id: UUID, *, run_token: UUID, worker_id: str, que
 
 
 async def heartbeat(conn: Any, job_id: UUID, run_token: UUID) -> bool:
+    """The running run's sign of life, judged by the stall sweep; False once the run lost the job."""
     status = await conn.execute(
-        "UPDATE product_import_jobs SET heartbeat_at = now() WHERE id = $1 AND run_token = $2",
+        "UPDATE product_import_jobs SET heartbeat_at = now()"
+        " WHERE id = $1 AND run_token = $2 AND status = 'IN_PROGRESS'",
         job_id,
         run_token,
     )
@@ -148,11 +196,22 @@ async def record_image_counts(conn: Any, job_id: UUID, run_token: UUID, counts: 
 
 
 async def complete(conn: Any, job_id: UUID, run_token: UUID) -> Job | None:
+    """COMPLETED, with the outcome the row's own record of the job implies.
+
+    The outcome is derived in SQL from what every run of the job wrote in its committed
+    transactions (rejection counts, verification issues), not from one run's memory: a job
+    resumed after a crash still knows what an earlier run rejected. UNVERIFIED wins over
+    WITH_REJECTIONS.
+    """
     row = await conn.fetchrow(
         """
         UPDATE product_import_jobs
            SET status = 'COMPLETED', phase = 'done', error = NULL, finished_at = now(), updated_at = now(),
-               run_token = NULL
+               run_token = NULL,
+               outcome = CASE
+                   WHEN jsonb_array_length(verification_issues) > 0 THEN 'UNVERIFIED'
+                   WHEN products_rejected > 0 OR rejection_counts <> '{}'::jsonb THEN 'WITH_REJECTIONS'
+                   ELSE 'CLEAN' END
          WHERE id = $1 AND run_token = $2 AND status = 'IN_PROGRESS'
         RETURNING *
         """,
@@ -160,6 +219,68 @@ async def complete(conn: Any, job_id: UUID, run_token: UUID) -> Job | None:
         run_token,
     )
     return Job.from_record(row) if row else None
+
+
+async def add_rejections(
+    conn: Any, job_id: UUID, run_token: UUID, *, products_rejected: int, counts: dict[str, int]
+) -> bool:
+    """Add rejected records to the job's counts (code -> count merged into the jsonb map).
+
+    Must run in the transaction that writes the records' page or image batch: a page whose
+    transaction committed is never replayed (its cursor moved), one that did not commit adds
+    nothing, so a resumed job never counts a record twice.
+    """
+    if not products_rejected and not counts:
+        return True
+    status = await conn.execute(
+        """
+        UPDATE product_import_jobs j
+           SET products_rejected = j.products_rejected + $3,
+               rejection_counts = coalesce(
+                   (SELECT jsonb_object_agg(k, n)
+                      FROM (SELECT key AS k, sum(value::bigint) AS n
+                              FROM (SELECT * FROM jsonb_each_text(j.rejection_counts)
+                                    UNION ALL SELECT * FROM jsonb_each_text($4::text::jsonb)) AS both_maps
+                             GROUP BY key) AS merged),
+                   '{}'::jsonb),
+               heartbeat_at = now(), updated_at = now()
+         WHERE id = $1 AND run_token = $2 AND status = 'IN_PROGRESS'
+        """,
+        job_id,
+        run_token,
+        products_rejected,
+        json.dumps(counts),
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def add_verification_issues(conn: Any, job_id: UUID, run_token: UUID, issues: list[dict[str, Any]]) -> bool:
+    """Append issues whose code the job has not reported yet (one entry per code: bounded)."""
+    if not issues:
+        return True
+    status = await conn.execute(
+        """
+        UPDATE product_import_jobs j
+           SET verification_issues = j.verification_issues || coalesce(
+                   (SELECT jsonb_agg(i) FROM jsonb_array_elements($3::text::jsonb) AS i
+                     WHERE NOT EXISTS (SELECT 1 FROM jsonb_array_elements(j.verification_issues) AS o
+                                        WHERE o->>'code' = i->>'code')),
+                   '[]'::jsonb),
+               updated_at = now()
+         WHERE id = $1 AND run_token = $2 AND status = 'IN_PROGRESS'
+        """,
+        job_id,
+        run_token,
+        json.dumps(issues),
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def end_products(conn: Any, job_id: UUID, run_token: UUID, issues: list[dict[str, Any]]) -> bool:
+    """Stop fetching pages (a cursor cycle, a runaway catalog): record why, go on to images."""
+    if not await add_verification_issues(conn, job_id, run_token, issues):
+        return False
+    return await set_phase(conn, job_id, run_token, Phase.IMAGES)
 
 
 async def fail(conn: Any, job_id: UUID, error: str, *, run_token: UUID | None = None) -> Job | None:
@@ -194,54 +315,183 @@ async def release(conn: Any, job_id: UUID, run_token: UUID, *, reason: str | Non
     return bool(status.endswith(" 1"))
 
 
-async def list_orphan_candidates(conn: Any, *, min_age_s: float, limit: int) -> list[Any]:
-    """Active jobs quiet for longer than ``min_age_s``: PENDING by age, IN_PROGRESS by heartbeat."""
+# --- the reconciler's reads and compare-and-set writes ------------------------------------------
+#
+# The reconciler reads a page of candidates, asks Redis about them, then writes. Between the
+# read and the write a worker may claim a row, renew its heartbeat or hand it back, so every
+# write is a compare-and-set on what was read (``SeenJob``): a row that changed in between
+# matches nothing and is left to the next sweep, never overwritten.
+
+Keyset = tuple[datetime, UUID]
+"""Where a page ends: (created_at, id) of its last row. Both never change, so paging on them
+neither skips nor repeats a row that is updated while the sweep runs."""
+
+_LAST_SIGN_OF_LIFE = "coalesce(heartbeat_at, run_started_at, started_at, updated_at)"
+
+_CANDIDATE_COLUMNS = """
+    id, status, company_id, created_at, updated_at, heartbeat_at, run_token, started_at, run_started_at,
+    worker_id, attempts, queue_try"""
+
+
+@dataclass(frozen=True)
+class SeenJob:
+    """A job row as a sweep saw it: the compare-and-set writes match only this exact version."""
+
+    id: UUID
+    status: str
+    run_token: UUID | None
+    heartbeat_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> SeenJob:
+        return cls(
+            id=row["id"],
+            status=row["status"],
+            run_token=row["run_token"],
+            heartbeat_at=row["heartbeat_at"],
+            updated_at=row["updated_at"],
+        )
+
+
+def _seen_arrays(seen: Sequence[SeenJob]) -> tuple[list[UUID], list[str], list[UUID | None], list[Any], list[Any]]:
+    return (
+        [s.id for s in seen],
+        [s.status for s in seen],
+        [s.run_token for s in seen],
+        [s.heartbeat_at for s in seen],
+        [s.updated_at for s in seen],
+    )
+
+
+# unnest() of the five arrays above, joined on id; a row matches only if nothing changed.
+_UNCHANGED = """
+  FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], $5::timestamptz[])
+       AS seen(id, status, run_token, heartbeat_at, updated_at)
+ WHERE j.id = seen.id
+   AND j.status = seen.status
+   AND j.run_token IS NOT DISTINCT FROM seen.run_token
+   AND j.heartbeat_at IS NOT DISTINCT FROM seen.heartbeat_at
+   AND j.updated_at = seen.updated_at"""
+
+
+def _after(after: Keyset | None, first_param: int) -> tuple[str, list[Any]]:
+    if after is None:
+        return "", []
+    return f"AND (created_at, id) > (${first_param}::timestamptz, ${first_param + 1}::uuid)", [after[0], after[1]]
+
+
+async def list_orphan_candidates(conn: Any, *, min_age_s: float, limit: int, after: Keyset | None = None) -> list[Any]:
+    """One page of active jobs quiet for longer than ``min_age_s``, oldest first, after ``after``.
+
+    PENDING by age and last update, IN_PROGRESS by their run's last sign of life. Whether Redis
+    knows them is the caller's question; this only narrows the rows worth asking about.
+    """
+    keyset, args = _after(after, 3)
     rows: list[Any] = await conn.fetch(
-        """
-        SELECT id, status, company_id, created_at, heartbeat_at, attempts, queue_try FROM product_import_jobs
-         WHERE (status = 'PENDING' AND created_at < now() - make_interval(secs => $1)
-                AND updated_at < now() - make_interval(secs => $1))
-            OR (status = 'IN_PROGRESS' AND coalesce(heartbeat_at, started_at) < now() - make_interval(secs => $1))
-         ORDER BY created_at
+        f"""
+        SELECT {_CANDIDATE_COLUMNS} FROM product_import_jobs
+         WHERE ((status = 'PENDING' AND created_at < now() - make_interval(secs => $1)
+                 AND updated_at < now() - make_interval(secs => $1))
+             OR (status = 'IN_PROGRESS' AND {_LAST_SIGN_OF_LIFE} < now() - make_interval(secs => $1)))
+           {keyset}
+         ORDER BY created_at, id
          LIMIT $2
         """,
         min_age_s,
         limit,
+        *args,
     )
     return rows
 
 
-async def fail_stalled(conn: Any, *, older_than_s: float, limit: int) -> list[Any]:
+async def list_stall_candidates(
+    conn: Any, *, older_than_s: float, limit: int, after: Keyset | None = None
+) -> list[Any]:
+    """One page of IN_PROGRESS jobs whose run shows no sign of life for ``older_than_s``.
+
+    Judged by the heartbeat (set by each claim, renewed by the lease keeper and every
+    checkpoint), never by ``started_at``: a job that was retried, deferred or handed back for
+    hours is not stalled if its current run is alive.
+    """
+    keyset, args = _after(after, 3)
     rows: list[Any] = await conn.fetch(
-        """
-        UPDATE product_import_jobs
-           SET status = 'FAILED', finished_at = now(), updated_at = now(), run_token = NULL,
-               error = $3
-         WHERE id IN (
-               SELECT id FROM product_import_jobs
-                WHERE status = 'IN_PROGRESS' AND started_at < now() - make_interval(secs => $1)
-                ORDER BY started_at
-                LIMIT $2
-                FOR UPDATE SKIP LOCKED)
-        RETURNING id, company_id, started_at, worker_id, attempts
+        f"""
+        SELECT {_CANDIDATE_COLUMNS} FROM product_import_jobs
+         WHERE status = 'IN_PROGRESS' AND {_LAST_SIGN_OF_LIFE} < now() - make_interval(secs => $1)
+           {keyset}
+         ORDER BY created_at, id
+         LIMIT $2
         """,
         older_than_s,
         limit,
-        f"timeout: job stalled in IN_PROGRESS for more than {older_than_s:g} s",
+        *args,
     )
     return rows
 
 
-async def mark_requeued(conn: Any, job_id: UUID) -> bool:
-    """PENDING again with no owner: a zombie run still holding the old token is fenced out."""
-    status = await conn.execute(
-        """
-        UPDATE product_import_jobs
+async def mark_requeued(conn: Any, seen: Sequence[SeenJob]) -> list[UUID]:
+    """PENDING again with no owner, for each row still exactly as seen; the ids that were marked.
+
+    The reconciler marks first and enqueues after the commit: a row claimed (or renewed, or
+    handed back) since it was read is not overwritten, and a zombie run still holding the old
+    token is fenced out.
+    """
+    if not seen:
+        return []
+    rows = await conn.fetch(
+        f"""
+        UPDATE product_import_jobs j
            SET status = 'PENDING', run_token = NULL, worker_id = NULL, updated_at = now(),
-               error = coalesce(error, 'requeued by the reconciler')
-         WHERE id = $1 AND status = ANY($2::text[])
+               error = coalesce(j.error, 'requeued by the reconciler')
+        {_UNCHANGED}
+           AND j.status = ANY($6::text[])
+        RETURNING j.id
         """,
-        job_id,
+        *_seen_arrays(seen),
         list(_ACTIVE),
     )
-    return bool(status.endswith(" 1"))
+    return [row["id"] for row in rows]
+
+
+async def fail_unchanged(conn: Any, seen: Sequence[SeenJob], reason: str) -> list[Any]:
+    """FAILED with ``reason``, for each active row still exactly as seen (abandoned too often)."""
+    if not seen:
+        return []
+    rows: list[Any] = await conn.fetch(
+        f"""
+        UPDATE product_import_jobs j
+           SET status = 'FAILED', error = $6, finished_at = now(), updated_at = now(), run_token = NULL
+        {_UNCHANGED}
+           AND j.status = ANY($7::text[])
+        RETURNING j.id, j.company_id
+        """,
+        *_seen_arrays(seen),
+        reason[:2000],
+        list(_ACTIVE),
+    )
+    return rows
+
+
+async def fail_stalled(conn: Any, seen: Sequence[SeenJob], *, older_than_s: float) -> list[Any]:
+    """FAILED with a timeout, for each IN_PROGRESS row still at the heartbeat it was judged by.
+
+    A heartbeat renewed (or a new claim) since the sweep read the row makes it match nothing.
+    """
+    if not seen:
+        return []
+    rows: list[Any] = await conn.fetch(
+        f"""
+        UPDATE product_import_jobs j
+           SET status = 'FAILED', finished_at = now(), updated_at = now(), run_token = NULL, error = $6
+        {_UNCHANGED}
+           AND j.status = 'IN_PROGRESS'
+           AND coalesce(j.heartbeat_at, j.run_started_at, j.started_at, j.updated_at)
+               < now() - make_interval(secs => $7)
+        RETURNING j.id, j.company_id, j.started_at, j.run_started_at, j.heartbeat_at, j.worker_id, j.attempts
+        """,
+        *_seen_arrays(seen),
+        f"timeout: job stalled: no heartbeat from its run for more than {older_than_s:g} s",
+        older_than_s,
+    )
+    return rows

@@ -20,6 +20,13 @@ _TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # The database is up but refuses to work for now: a replica or a database switched to
+    # read-only (25006, e.g. during a failover or a disk-full guard), out of disk (53100), out
+    # of memory (53200), a configuration limit (53400), an I/O or system error (58xxx). The same
+    # statement succeeds once an operator or the platform fixes it: retry, never a 500.
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.PostgresSystemError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.QueryCanceledError,

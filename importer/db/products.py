@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from importer.models import ProductRecord
+from importer.models import ProductRecord, RejectionCode
 
 
 @dataclass(frozen=True)
@@ -128,19 +128,104 @@ async def mark_images_stored(conn: Any, rows: list[tuple[UUID, str, str, str | N
     )
 
 
-async def mark_images_rejected(conn: Any, rows: list[tuple[UUID, str]]) -> None:
-    """rows: (image id, reason)."""
-    if not rows:
-        return
-    await conn.execute(
+async def insert_rejected_images(
+    conn: Any,
+    *,
+    company_id: UUID,
+    import_source: str,
+    product_ids: dict[str, UUID],
+    products: list[ProductRecord],
+) -> int:
+    """Rows for image URLs refused at parse time (REJECTED at once, with their code).
+
+    The catalog listed them, so they are part of the product's record; only storable URLs get a
+    row (the others are counted and kept in ``import_rejections``). Returns how many were new.
+    """
+    pids: list[UUID] = []
+    urls: list[str] = []
+    positions: list[int] = []
+    codes: list[str] = []
+    reasons: list[str] = []
+    for product in products:
+        for bad in product.rejected_images:
+            if bad.url is None:
+                continue
+            pids.append(product_ids[product.external_id])
+            urls.append(bad.url)
+            positions.append(bad.position)
+            codes.append(bad.code.value)
+            reasons.append(bad.reason[:1000])
+    if not urls:
+        return 0
+    status: str = await conn.execute(
         """
-        UPDATE product_images i SET status = 'REJECTED', error = u.e, updated_at = now()
+        INSERT INTO product_images (company_id, import_source, product_id, source_url, position, status,
+                                    error, error_code)
+        SELECT $1, $2, p, u, n, 'REJECTED', r, c
+          FROM unnest($3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[]) AS x(p, u, n, c, r)
+        ON CONFLICT (product_id, source_url) DO NOTHING
+        """,
+        company_id,
+        import_source,
+        pids,
+        urls,
+        positions,
+        codes,
+        reasons,
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def mark_images_rejected(
+    conn: Any, rows: list[tuple[UUID, RejectionCode, str]]
+) -> list[tuple[UUID, RejectionCode]]:
+    """rows: (image id, code, reason); returns (id, code) of the rows that were still PENDING.
+
+    Only a PENDING row changes, so a batch replayed after a crash counts each image once.
+    """
+    if not rows:
+        return []
+    changed = await conn.fetch(
+        """
+        UPDATE product_images i SET status = 'REJECTED', error = u.e, error_code = u.c, updated_at = now()
+          FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, c, e)
+         WHERE i.id = u.id AND i.status = 'PENDING'
+        RETURNING i.id, i.error_code
+        """,
+        [r[0] for r in rows],
+        [r[1].value for r in rows],
+        [r[2][:1000] for r in rows],
+    )
+    return [(r["id"], RejectionCode(r["error_code"])) for r in changed]
+
+
+async def record_image_failures(
+    conn: Any, rows: list[tuple[UUID, str]], *, max_attempts: int
+) -> list[tuple[UUID, str]]:
+    """Count one transient failure per image; an image out of attempts is REJECTED (image_unreachable).
+
+    rows: (image id, reason). Returns (id, reason) of the images rejected by this call.
+    """
+    if not rows:
+        return []
+    changed = await conn.fetch(
+        """
+        UPDATE product_images i
+           SET attempts = i.attempts + 1,
+               error = u.e,
+               status = CASE WHEN i.attempts + 1 >= $3 THEN 'REJECTED' ELSE i.status END,
+               error_code = CASE WHEN i.attempts + 1 >= $3 THEN $4 ELSE i.error_code END,
+               updated_at = now()
           FROM unnest($1::uuid[], $2::text[]) AS u(id, e)
-         WHERE i.id = u.id
+         WHERE i.id = u.id AND i.status = 'PENDING'
+        RETURNING i.id, i.status, i.error
         """,
         [r[0] for r in rows],
         [r[1][:1000] for r in rows],
+        max_attempts,
+        RejectionCode.IMAGE_UNREACHABLE.value,
     )
+    return [(r["id"], r["error"]) for r in changed if r["status"] == "REJECTED"]
 
 
 async def image_counts(conn: Any, *, company_id: UUID, import_source: str) -> tuple[int, int, int, int]:

@@ -31,6 +31,7 @@ from importer.protection.health import HealthReport, compute_report, queue_stats
 from importer.protection.pause import close_intake, pause_queue, read_intake_closed, read_pause, resume_queue
 from importer.reconcile import Reconciler
 from importer.settings import Settings
+from importer.sweeping import SweepStop
 from importer.worker.keys import retry_key
 
 log = get_logger(__name__)
@@ -101,7 +102,7 @@ async def retry_failed(
                 continue
         try:
             await redis.delete(retry_key(str(job_id)))  # fresh tries
-            await queueing.requeue(redis, job_id, priority=bool(row["vip"]))
+            await queueing.requeue(redis, job_id, company_id=row["company_id"], priority=bool(row["vip"]))
             echo(f"retried {line}")
         except _REDIS_ERRORS as exc:
             # The row is PENDING now: the reconciler's orphan sweep will enqueue it.
@@ -154,6 +155,11 @@ async def drain(
 
 # --- requeue-orphans ------------------------------------------------------------------------------
 async def requeue_orphans(settings: Settings, db: Any, redis: Any, *, dry_run: bool, echo: Echo) -> int:
+    """One orphan sweep now, paging through every candidate like the reconciler's own sweeps.
+
+    Without ``dry_run`` each orphan is marked PENDING (only if unchanged since it was read) and
+    then enqueued; with it, nothing is written or enqueued and the same rows are listed.
+    """
     result = await Reconciler(settings, db, redis).sweep_orphans(dry_run=dry_run)
     if result.skipped_locked:
         echo("another reconciler is sweeping right now; nothing done, try again in a moment")
@@ -163,8 +169,25 @@ async def requeue_orphans(settings: Settings, db: Any, redis: Any, *, dry_run: b
         echo(f"{verb} {job_id}")
     for job_id in result.failed:
         echo(f"{'would fail' if dry_run else 'failed'} {job_id}: abandoned too many times")
-    echo(f"{verb} {len(result.requeued)} orphan(s); {len(result.failed)} given up")
+    for job_id in result.changed:
+        echo(f"left {job_id}: it changed since it was read (claimed, renewed or handed back)")
+    for job_id in result.enqueue_failed:
+        echo(f"marked {job_id} PENDING but could not enqueue it; the next sweep will")
+    echo(
+        f"{verb} {len(result.requeued)} orphan(s); {len(result.failed)} given up; "
+        f"{result.scanned} candidate row(s) checked in {result.pages} page(s)"
+    )
+    if result.stopped is not None:
+        echo(f"stopped early ({_STOP_REASONS[result.stopped]}); run again to continue")
     return len(result.requeued)
+
+
+_STOP_REASONS = {
+    SweepStop.ROWS: "row limit per sweep reached",
+    SweepStop.TIME: "time limit per sweep reached",
+    SweepStop.LOCKED: "another reconciler took over the sweep",
+    SweepStop.REDIS: "Redis failed during an enqueue",
+}
 
 
 # --- breakers -------------------------------------------------------------------------------------

@@ -7,18 +7,20 @@ by the run token: a run that has been replaced raises ``LeaseLost`` instead of w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
-from importer.db import jobs, products
+from importer.db import jobs, products, rejections
 from importer.db.pool import is_transient_db_error
-from importer.errors import DependencyUnavailable, LeaseLost, MalformedCatalog, ShutdownRequested
+from importer.errors import DependencyUnavailable, LeaseLost, ShutdownRequested
 from importer.logs import get_logger
-from importer.models import Job, JobCounts, Phase
+from importer.models import CatalogPage, Job, JobCounts, Phase, RejectionCode
 from importer.pipeline.images import ImageTarget, store_batch
+from importer.pipeline.pages import Finding, PageLedger
 from importer.runtime import Runtime
 
 log = get_logger(__name__)
@@ -60,10 +62,21 @@ class ImportRun:
             products=counts.products_imported,
             images_stored=counts.images_stored,
             images_rejected=counts.images_rejected,
+            outcome=done.outcome.value if done.outcome else None,
+            products_rejected=done.products_rejected,
+            rejections=done.rejection_counts,
+            verification_issues=[i.get("code") for i in done.verification_issues],
             products_per_s=round(counts.products_imported / elapsed, 1) if elapsed > 0 else None,
             images_per_s=round(counts.images_stored / elapsed, 1) if elapsed > 0 else None,
         )
-        await self.rt.events.publish(self.job.id, "status", status=done.status.value, counts=counts.as_dict())
+        await self.rt.events.publish(
+            self.job.id,
+            "status",
+            status=done.status.value,
+            counts=counts.as_dict(),
+            outcome=done.outcome.value if done.outcome else None,
+            products_rejected=done.products_rejected,
+        )
         return done
 
     async def _timed(self, phase: str, body: Any) -> None:
@@ -78,12 +91,36 @@ class ImportRun:
             raise ShutdownRequested("worker shutting down; job handed back at a checkpoint")
 
     async def fetch_products(self) -> None:
+        """Page through the catalog, each page's good products, rejections and checks in one transaction.
+
+        Stops (with the job completing UNVERIFIED, not FAILED) when the pages cycle or run away;
+        see ``pages.PageLedger`` for every rule and docs/records.md for the outcome semantics.
+        """
+        settings = self.rt.settings
         provider = self.rt.providers[self.job.provider]
         cursor = self.job.page_cursor
-        imported = self.job.counts.products_imported
-        for _ in range(self.rt.settings.max_catalog_pages):
+        counts = self.job.counts
+        imported = counts.products_imported
+        ledger = PageLedger(
+            page_size=provider.page_size,
+            max_pages=settings.max_catalog_pages,
+            slack=settings.catalog_pages_slack,
+            stale_limit=settings.catalog_stale_pages_limit,
+            pages=counts.pages_fetched,
+            records=counts.products_imported + self.job.products_rejected,
+        )
+        # One more turn than the page limit: the ledger's stop is what ends a runaway catalog.
+        for _ in range(settings.max_catalog_pages + 1):
+            stop = ledger.before_fetch(cursor)
+            if stop is not None:
+                await self._stop_paging(stop)
+                return
             page = await provider.fetch_page(self.job.store_id, cursor, company_id=str(self.job.company_id))
             last = page.next_cursor is None
+            findings = ledger.after_page(cursor, page)
+            if last:
+                findings += ledger.at_end(cursor)
+            rejected = self._rejections(page)
             async with transaction(self.rt) as conn:
                 ids = await products.upsert_products(
                     conn,
@@ -100,7 +137,26 @@ class ImportRun:
                         product_ids=ids,
                         products=page.products,
                     )
-                ok = await jobs.checkpoint_page(
+                    await products.insert_rejected_images(
+                        conn,
+                        company_id=self.job.company_id,
+                        import_source=self.job.import_source,
+                        product_ids=ids,
+                        products=page.products,
+                    )
+                ok = await rejections.record(
+                    conn,
+                    job_id=self.job.id,
+                    run_token=self.token,
+                    company_id=self.job.company_id,
+                    page_cursor=cursor,
+                    rejections=rejected,
+                    detail_limit=settings.rejection_detail_limit,
+                )
+                ok = ok and await jobs.add_verification_issues(
+                    conn, self.job.id, self.token, [f.as_json() for f in findings]
+                )
+                ok = ok and await jobs.checkpoint_page(
                     conn,
                     self.job.id,
                     self.token,
@@ -110,20 +166,79 @@ class ImportRun:
                 )
                 if not ok:
                     raise LeaseLost("job was claimed by another run; page not recorded")
+            self._log_page(cursor, rejected, findings)
             imported += len(page.products)
             await self.rt.events.publish(self.job.id, "progress", phase="products", products_imported=imported)
             if last:
                 return
             cursor = page.next_cursor
             self._checkpoint_reached()
-        raise MalformedCatalog(
-            f"store {self.job.store_id}: more than {self.rt.settings.max_catalog_pages} pages; stopping"
-        )
+        raise AssertionError("unreachable: the page ledger stops the loop at max_catalog_pages")  # pragma: no cover
+
+    def _rejections(self, page: CatalogPage) -> list[rejections.Rejection]:
+        """The page's rejected products, plus the refused image URLs of its good products."""
+        found = [rejections.Rejection(r.kind, r.code, r.reason, r.external_id, r.position) for r in page.rejected]
+        if self.job.include_images:
+            found += [
+                rejections.Rejection("image", bad.code, bad.reason, product.external_id, bad.position)
+                for product in page.products
+                for bad in product.rejected_images
+            ]
+        return found
+
+    def _log_page(self, cursor: str | None, rejected: list[rejections.Rejection], findings: list[Finding]) -> None:
+        """Nothing rejected silently: every record and every page finding gets a log line."""
+        for r in rejected:
+            log.warning(
+                "record_rejected",
+                kind=r.kind,
+                code=r.code.value,
+                reason=r.reason,
+                external_id=r.external_id,
+                position=r.position,
+                page_cursor=cursor,
+            )
+        for f in findings:
+            log.warning("catalog_unverified", code=f.code.value, detail=f.detail, page_cursor=f.page_cursor)
+
+    async def _stop_paging(self, stop: Finding) -> None:
+        log.warning("catalog_paging_stopped", code=stop.code.value, detail=stop.detail, page_cursor=stop.page_cursor)
+        async with transaction(self.rt) as conn:
+            if not await jobs.end_products(conn, self.job.id, self.token, [stop.as_json()]):
+                raise LeaseLost("job was claimed by another run; paging stop not recorded")
 
     async def store_images(self) -> None:
+        """Store every PENDING image; an image host's transient failure spends that image's attempts.
+
+        Passes over the PENDING images repeat until none is left: each pass either stores,
+        rejects or counts one failed attempt for every image it sees, and an image out of
+        attempts is rejected (image_unreachable), so at most ``image_max_attempts`` passes find
+        work. Our own dependencies failing (S3, the database) still hands the job back.
+        """
+        settings = self.rt.settings
+        stored_total = 0
+        for attempt in range(settings.image_max_attempts + 1):
+            if attempt:
+                self._checkpoint_reached()
+                await asyncio.sleep(settings.image_retry_delay)
+            stored_total, waiting = await self._images_pass(stored_total)
+            if not waiting:
+                break
+        async with transaction(self.rt) as conn:
+            total, stored, rejected, thumbs = await products.image_counts(
+                conn, company_id=self.job.company_id, import_source=self.job.import_source
+            )
+            counts = JobCounts(
+                images_total=total, images_stored=stored, images_rejected=rejected, thumbnails_created=thumbs
+            )
+            if not await jobs.record_image_counts(conn, self.job.id, self.token, counts):
+                raise LeaseLost("job was claimed by another run; counts not recorded")
+
+    async def _images_pass(self, stored_total: int) -> tuple[int, int]:
+        """One keyset pass over the PENDING images: (stored so far, left PENDING after a host failure)."""
         settings = self.rt.settings
         after: UUID | None = None
-        stored_total = 0
+        waiting = 0
         # Each pass moves the keyset cursor forward past its batch, so the loop ends after at
         # most (images / batch) passes; the bound below only guards against a logic error.
         for _ in range(10_000_000 // settings.image_batch_size + 1):
@@ -157,6 +272,7 @@ class ImportRun:
                 # Only a run after another (resume, race, re-import) can find objects already there.
                 check_existing=self.job.attempts > 1,
             )
+            by_id = {b.id: b.product_external_id for b in batch}
             async with transaction(self.rt) as conn:
                 if not await jobs.heartbeat(conn, self.job.id, self.token):
                     raise LeaseLost("job was claimed by another run; image batch not recorded")
@@ -167,19 +283,39 @@ class ImportRun:
                         for s in outcome.stored
                     ],
                 )
-                await products.mark_images_rejected(conn, outcome.rejected)
+                reasons = {r[0]: r[2] for r in outcome.rejected}
+                # only rows still PENDING change: a replayed batch counts nothing twice
+                changed = await products.mark_images_rejected(conn, outcome.rejected)
+                given_up = await products.record_image_failures(
+                    conn, outcome.unreachable, max_attempts=settings.image_max_attempts
+                )
+                found = [
+                    rejections.Rejection("image", code, reasons[image_id], by_id.get(image_id))
+                    for image_id, code in changed
+                ]
+                found += [
+                    rejections.Rejection("image", RejectionCode.IMAGE_UNREACHABLE, reason, by_id.get(image_id))
+                    for image_id, reason in given_up
+                ]
+                if not await rejections.record(
+                    conn,
+                    job_id=self.job.id,
+                    run_token=self.token,
+                    company_id=self.job.company_id,
+                    page_cursor=None,
+                    rejections=found,
+                    detail_limit=settings.rejection_detail_limit,
+                ):
+                    raise LeaseLost("job was claimed by another run; image rejections not recorded")
+            for image_id, reason in given_up:
+                log.warning(
+                    "image_rejected", image_id=str(image_id), code=RejectionCode.IMAGE_UNREACHABLE.value, reason=reason
+                )
             stored_total += len(outcome.stored)
+            waiting += len(outcome.unreachable) - len(given_up)
             after = batch[-1].id
             if outcome.transient:
                 raise outcome.transient[0]
             await self.rt.events.publish(self.job.id, "progress", phase="images", images_done=stored_total)
             self._checkpoint_reached()
-        async with transaction(self.rt) as conn:
-            total, stored, rejected, thumbs = await products.image_counts(
-                conn, company_id=self.job.company_id, import_source=self.job.import_source
-            )
-            counts = JobCounts(
-                images_total=total, images_stored=stored, images_rejected=rejected, thumbnails_created=thumbs
-            )
-            if not await jobs.record_image_counts(conn, self.job.id, self.token, counts):
-                raise LeaseLost("job was claimed by another run; counts not recorded")
+        return stored_total, waiting

@@ -29,6 +29,13 @@ INTAKE_REJECTED_CLOSED = "intake_rejected_closed"
 INTAKE_DEFERRED_BASIC = "intake_deferred_basic"
 BRAKE_AUTO_PAUSES = "brake_auto_pauses"
 BRAKE_AUTO_RESUMES = "brake_auto_resumes"
+# Fairness between tenants (several also per tier as ``name:TIER``).
+INTAKE_REJECTED_COMPANY_LIMIT = "intake_rejected_company_limit"
+INTAKE_REJECTED_TENANT_SHED = "intake_rejected_tenant_shed"
+INTAKE_ADMITTED_BESIDE_NOISY = "intake_admitted_beside_noisy_tenant"
+FAIR_STARTS = "fair_starts"
+TENANT_BRAKE_PAUSES = "tenant_brake_pauses"
+TENANT_BRAKE_RESUMES = "tenant_brake_resumes"
 
 
 class Counters:

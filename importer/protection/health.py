@@ -11,7 +11,10 @@ it finishes (score = when it was enqueued or deferred to, in ms):
   ``health_age_scan_limit`` of them (then the age is a lower bound, flagged as such).
 
 Levels come from two thresholds each (waiting count and oldest waiting age); the worse one
-wins. The reconciler's monitor computes the report every ``health_cache_seconds`` and
+wins. The report also carries the companies with the most waiting jobs (PENDING rows, one
+bounded GROUP BY) and which of them are *noisy* (at least ``tenant_shed_share`` of all waiting
+jobs): admission sheds those first, and the brakes tell a one-tenant overload from a general
+one by them (see ``fairness``). The reconciler's monitor computes the report every ``health_cache_seconds`` and
 publishes it to Redis (``importer:health``); API processes read that and compute it themselves
 only when it is stale (the monitor is down), so N API processes do not each scan Redis.
 """
@@ -29,7 +32,8 @@ from importer.logs import get_logger
 from importer.models import Provider
 from importer.protection.breaker import CircuitBreakers
 from importer.protection.counters import Counters
-from importer.protection.keys import HEALTH, INTAKE_CLOSED, PAUSED
+from importer.protection.fairness import TenantWaiting, noisy_tenants, waiting_by_tenant
+from importer.protection.keys import HEALTH, INTAKE_CLOSED, PAUSED, TENANT_PAUSED
 from importer.settings import Settings
 from importer.worker.keys import WORKER_KEY_PREFIX, in_progress_key
 
@@ -175,6 +179,12 @@ class HealthReport:
     computed_by: str
     approximate: bool = False
     thresholds: dict[str, Any] = field(default_factory=dict)
+    # Per-company waiting jobs (PENDING rows, most first, bounded) and their total; None when
+    # Postgres did not answer. ``noisy``: companies at or over the shed share (see fairness).
+    tenants_top: list[TenantWaiting] = field(default_factory=list)
+    tenants_pending_total: int | None = None
+    noisy_tenants: list[str] = field(default_factory=list)
+    paused_tenants: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -197,11 +207,25 @@ class HealthReport:
             "computed_by": self.computed_by,
             "approximate": self.approximate,
             "thresholds": self.thresholds,
+            "tenants": {
+                "pending_total": self.tenants_pending_total,
+                "top_waiting": [
+                    {
+                        "company_id": t.company_id,
+                        "waiting": t.waiting,
+                        "share": round(t.share(self.tenants_pending_total or 0), 4),
+                    }
+                    for t in self.tenants_top
+                ],
+                "noisy": self.noisy_tenants,
+            },
+            "paused_tenants": self.paused_tenants,
         }
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> HealthReport:
         counts = body["counts"]
+        tenants = body.get("tenants") or {}
         return cls(
             level=Level(body["level"]),
             reasons=list(body.get("reasons", [])),
@@ -220,6 +244,12 @@ class HealthReport:
             computed_by=str(body.get("computed_by", "")),
             approximate=bool(body.get("approximate", False)),
             thresholds=dict(body.get("thresholds", {})),
+            tenants_top=[
+                TenantWaiting(str(t["company_id"]), int(t["waiting"])) for t in tenants.get("top_waiting", [])
+            ],
+            tenants_pending_total=tenants.get("pending_total"),
+            noisy_tenants=[str(c) for c in tenants.get("noisy", [])],
+            paused_tenants=dict(body.get("paused_tenants") or {}),
         )
 
 
@@ -244,6 +274,12 @@ async def compute_report(settings: Settings, redis: Any, db: Any, *, computed_by
     except Exception as exc:  # the queue's health must still be reported when Postgres is away
         log.warning("health_failed_count_unavailable", error=repr(exc))
         failed = None
+    try:
+        top, pending_total = await waiting_by_tenant(db, limit=settings.health_top_tenants)
+        total: int | None = pending_total
+    except Exception as exc:  # as above: no per-tenant view, but the level is still reported
+        log.warning("health_tenant_counts_unavailable", error=repr(exc))
+        top, total = [], None
     paused, intake = await _flags(redis)
     return HealthReport(
         level=level,
@@ -263,6 +299,10 @@ async def compute_report(settings: Settings, redis: Any, db: Any, *, computed_by
         computed_by=computed_by,
         approximate=stats.approximate,
         thresholds={"waiting": list(thresholds.waiting), "age": list(thresholds.age)},
+        tenants_top=top,
+        tenants_pending_total=total,
+        noisy_tenants=noisy_tenants(top, total or 0, share=settings.tenant_shed_share),
+        paused_tenants=await read_tenant_pauses(redis),
     )
 
 
@@ -272,6 +312,12 @@ async def _flags(redis: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | No
         pipe.get(INTAKE_CLOSED)
         raw_pause, raw_intake = await pipe.execute()
     return _json_or_text(raw_pause), _json_or_text(raw_intake)
+
+
+async def read_tenant_pauses(redis: Any) -> dict[str, Any]:
+    """Company id → pause state of every tenant the tenant brake paused (read live)."""
+    raw: dict[Any, Any] = await redis.hgetall(TENANT_PAUSED)
+    return {_text(k): _json_or_text(v) for k, v in sorted(raw.items(), key=lambda kv: _text(kv[0]))}
 
 
 def _json_or_text(raw: Any) -> dict[str, Any] | None:

@@ -32,3 +32,23 @@ def breaker_key(provider: str) -> str:
 
 def breaker_history_key(provider: str) -> str:
     return f"importer:breaker:{provider}:history"
+
+
+TENANT_RING = "importer:tenant:ring"
+"""Sorted set of companies with queued jobs (score = when one of their jobs last started, ms;
+0 for a company new to the ring), read least-recently-started first by the fair scheduler."""
+
+TENANT_PAUSED = "importer:tenant:paused"
+"""Hash company id → JSON pause state of each tenant the tenant brake paused (the fair
+scheduler and every start skip their jobs). One hash, not a key per tenant: a worker reads
+every paused tenant in one call on each poll."""
+
+
+def tenant_queue_key(company_id: str) -> str:
+    """Sorted set of one company's queued job ids (score = when due, ms)."""
+    return f"importer:tenantq:{company_id}"
+
+
+def tenant_cooldown_key(company_id: str) -> str:
+    """Present (with a TTL) after a tenant's automatic resume: no new tenant pause until it expires."""
+    return f"importer:tenant:cooldown:{company_id}"

@@ -17,6 +17,10 @@ another period from the new backlog, with a new alert. After an automatic resume
 does not pause again for ``brake_cooldown`` seconds (hysteresis): the backlog is still at
 overload when workers restart, and pausing at once would undo the resume. A manual pause is
 never resumed automatically, and an automatic pause never overwrites a manual one.
+
+When the overload has a single cause (one tenant holds at least ``tenant_shed_share`` of the
+waiting jobs) the queue-wide brake stays off: the tenant brake (``tenant_brake``) pauses that
+tenant's starts alone, with these same rules, and everyone else keeps going.
 """
 
 from __future__ import annotations
@@ -85,6 +89,15 @@ def _decode(raw: Any) -> PauseState | None:
         return PauseState(mode="manual", reason=text[:200], at=0.0, by="unknown", raw=text)
 
 
+def decode_pause(raw: Any) -> PauseState | None:
+    """A pause flag's value as a state (also used for the tenant brake's per-tenant pauses)."""
+    return _decode(raw)
+
+
+def encode_pause(state: PauseState) -> str:
+    return _encode(state)
+
+
 async def read_pause(redis: Any) -> PauseState | None:
     return _decode(await redis.get(PAUSED))
 
@@ -146,10 +159,16 @@ def brake_decision(
     now: float,
     cooldown_active: bool,
     resume_after: float,
+    single_cause: bool = False,
 ) -> BrakeAction:
-    """What the brake should do now; pure, so every branch is unit-tested."""
+    """What the brake should do now; pure, so every branch is unit-tested.
+
+    ``single_cause``: the overload is one noisy tenant's doing (see fairness); the tenant brake
+    pauses that tenant alone, so the queue-wide brake does not pause everyone for it.
+    """
     if pause is None:
-        return BrakeAction.PAUSE if level is Level.OVERLOAD and not cooldown_active else BrakeAction.NONE
+        overloaded = level is Level.OVERLOAD and not single_cause
+        return BrakeAction.PAUSE if overloaded and not cooldown_active else BrakeAction.NONE
     if pause.mode != "auto" or now - pause.at < resume_after:
         return BrakeAction.NONE
     grew = pause.backlog_at_pause is None or backlog > pause.backlog_at_pause
@@ -176,6 +195,7 @@ class EmergencyBrake:
             now=time.time(),
             cooldown_active=cooldown_active,
             resume_after=s.brake_resume_after,
+            single_cause=bool(report.noisy_tenants),
         )
         if action is BrakeAction.PAUSE:
             await self._auto_pause(report, backlog)

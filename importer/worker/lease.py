@@ -5,15 +5,20 @@ never renews it, so a SIGKILLed worker's job would wait up to hours. Our worker 
 same key with a TTL of one lease (``lease_seconds``) and this keeper renews it while the job
 runs; when the process dies the key expires and any worker's next poll picks the job up.
 
-The lease is also renewed in Postgres (``heartbeat_at``, fenced by the run token): that is how
-the run learns it has been replaced, and what the reconciler reads to tell a quiet job from an
-abandoned one.
+The lease is also renewed in Postgres (``heartbeat_at``, fenced by the run token), on the same
+interval: that is how the run learns it has been replaced, what the orphan sweep reads to tell a
+quiet job from an abandoned one, and what the stall sweep judges a run by (a run is stalled when
+its heartbeat is older than ``stall_limit``, however long ago the job first started). The two
+renewals run in separate tasks and each database heartbeat is bounded by
+``job_heartbeat_timeout``: a slow or partitioned Postgres delays the heartbeat only, never the
+Redis lease (which would hand a live job to another worker).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from uuid import UUID
 
@@ -33,28 +38,37 @@ class LeaseKeeper:
         self._rt = rt
         self._job_id = job_id
         self._token = run_token
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.lost = False
 
     async def __aenter__(self) -> LeaseKeeper:
-        self._task = asyncio.create_task(self._run(), name=f"lease-{self._job_id}")
+        self._tasks = [
+            asyncio.create_task(self._every_interval(self.renew_redis), name=f"lease-{self._job_id}"),
+            asyncio.create_task(self._every_interval(self.heartbeat_db), name=f"heartbeat-{self._job_id}"),
+        ]
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
-    async def _run(self) -> None:
+    async def _every_interval(self, renew: Callable[[], Awaitable[None]]) -> None:
         # Ends when the job ends (cancelled by __aexit__) or when the lease is lost.
         while not self.lost:
             await asyncio.sleep(self._rt.settings.lease_renew_interval)
-            await self.renew_once()
+            await renew()
 
     async def renew_once(self) -> None:
+        """Both renewals once, one after the other (the keeper runs them in separate tasks)."""
+        await self.renew_redis()
+        await self.heartbeat_db()
+
+    async def renew_redis(self) -> None:
         lease_ms = int(self._rt.settings.lease_seconds * 1000)
         key = in_progress_key(str(self._job_id))
         try:
@@ -64,9 +78,16 @@ class LeaseKeeper:
                 await self._rt.redis.set(key, b"1", px=lease_ms, nx=True)
         except (TimeoutError, RedisError, OSError) as exc:
             log.warning("lease_renew_redis_failed", error=str(exc))
+
+    async def heartbeat_db(self) -> None:
+        """Renew ``heartbeat_at``; a renewal that finds another run's token marks the lease lost."""
         try:
-            async with self._rt.db.acquire() as conn:
-                still_ours = await jobs.heartbeat(conn, self._job_id, self._token)
+            async with asyncio.timeout(self._rt.settings.job_heartbeat_timeout):
+                async with self._rt.db.acquire() as conn:
+                    still_ours = await jobs.heartbeat(conn, self._job_id, self._token)
+        except TimeoutError:
+            log.warning("lease_renew_db_failed", error="timed out", timeout=self._rt.settings.job_heartbeat_timeout)
+            return
         except Exception as exc:
             if not is_transient_db_error(exc):
                 raise

@@ -1,6 +1,6 @@
 """Our arq worker: arq's ``Worker`` with a lease, a Redis-proof main loop and a graceful stop.
 
-Subclassed, not forked (DESIGN.md §6 lists what arq lacks):
+Subclassed, not forked (docs/architecture.md §7 lists what arq lacks):
 - ``start_jobs`` writes the in-progress key with a TTL of one lease instead of the longest job
   timeout (the lease keeper renews it), and always gives its concurrency slot back when Redis
   fails mid-start (arq's version leaks the slot).
@@ -10,9 +10,12 @@ Subclassed, not forked (DESIGN.md §6 lists what arq lacks):
   ``runtime.shutdown``), hand unfinished ones back after ``shutdown_grace_seconds``, close the
   pools, return so the process exits 0.
 - protection (importer/protection): each poll reads the queue's pause flag (paused = take no
-  new jobs, running ones finish) and starts due VIP jobs from the priority set before arq's own
-  poll; every start takes a token of the queue-wide job-start limit, and a start that finds
-  none leaves the job queued (no try spent) and stops starting until the window frees.
+  new jobs, running ones finish) and starts due VIP jobs from the priority set, then due jobs
+  of the tenants' queues round-robin (fair starts between tenants, ``tenant_queue``), before
+  arq's own poll (the fallback, oldest first); jobs of tenants the tenant brake paused are
+  started by none of these paths; every start takes a token of the queue-wide job-start limit,
+  and a start that finds none leaves the job queued (no try spent) and stops starting until
+  the window frees.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from importer.logs import get_logger
 from importer.protection import counters as counter_names
 from importer.protection.pause import read_pause
 from importer.protection.priority import due_priority_ids
+from importer.protection.tenant_queue import ids_of_paused_tenants, note_started, plan_fair, read_paused_tenants
 from importer.runtime import Runtime
 from importer.settings import Settings
 from importer.worker.jobs import import_catalog
@@ -77,6 +81,7 @@ class ImportWorker(Worker):
         self._started_at = time.time()
         self._starts_blocked_until = 0.0  # time.time() until which the job-start limit is spent
         self._pause_seen: str | None = None
+        self._paused_tenants: set[str] = set()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_signal, sig)
 
@@ -187,32 +192,79 @@ class ImportWorker(Worker):
             log.info("worker_sees_resume")
         self._pause_seen = None if pause is None else pause.raw
         self.allow_pick_jobs = pause is None and not self._stopping
-        if not self.allow_pick_jobs or self.job_counter >= self.max_jobs or self._starts_blocked():
+        if not self.allow_pick_jobs:
+            return
+        # Read on every poll that may start anything, so arq's poll below never uses a stale set.
+        paused_tenants = await read_paused_tenants(self.pool)
+        if paused_tenants != self._paused_tenants:
+            log.info("worker_sees_tenant_pauses", paused=sorted(paused_tenants))
+            self._paused_tenants = paused_tenants
+        if self.job_counter >= self.max_jobs or self._starts_blocked():
             return
         plan = await due_priority_ids(self.pool, self.queue_name, now_ms=timestamp_ms(), limit=self.queue_read_limit)
         if plan.start:
             await self.start_jobs([job_id.encode() for job_id in plan.start])
+        await self._fair_starts()
+
+    async def _fair_starts(self) -> None:
+        """Start due jobs of the tenants' queues, round-robin, least recently started first."""
+        slots = self.max_jobs - self.job_counter
+        if slots <= 0 or not self.allow_pick_jobs or self._starts_blocked():
+            return
+        recheck_ms = int(self.settings.lease_seconds * 1000)
+        plan = await plan_fair(
+            self.pool,
+            self.queue_name,
+            now_ms=timestamp_ms(),
+            slots=slots,
+            scan_limit=self.settings.fair_scan_tenants,
+            recheck_ms=recheck_ms,
+            paused=self._paused_tenants,
+        )
+        started = 0
+        for company_id, job_id in plan.start:
+            outcome = await self._start_one(job_id)
+            if outcome is None:
+                break
+            if outcome:
+                started += 1
+                await note_started(self.pool, company_id, job_id, now_ms=timestamp_ms(), recheck_ms=recheck_ms)
+                log.debug("fair_start", job_id=job_id, company_id=company_id)
+        if started and self.runtime is not None and self.runtime.protection is not None:
+            await self.runtime.protection.counters.bump(counter_names.FAIR_STARTS, started)
 
     def _starts_blocked(self) -> bool:
         return time.time() < self._starts_blocked_until
 
     # --- starting jobs -------------------------------------------------------------------------
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        for raw in job_ids:
-            if not self.allow_pick_jobs or self._starts_blocked():
+        """arq's poll and the VIP set come here; jobs of tenants paused by the tenant brake are
+        left queued (found in the paused tenants' queues: one read, and only while any is paused)."""
+        ids = [raw.decode() for raw in job_ids]
+        held = await ids_of_paused_tenants(self.pool, ids, self._paused_tenants)
+        for job_id in ids:
+            if job_id in held:
+                continue
+            if await self._start_one(job_id) is None:
                 return
-            await self.sem.acquire()
-            if self.job_counter >= self.max_jobs:
+
+    async def _start_one(self, job_id: str) -> bool | None:
+        """True: started; False: not this one; None: no more starts in this poll."""
+        if not self.allow_pick_jobs or self._starts_blocked():
+            return None
+        await self.sem.acquire()
+        if self.job_counter >= self.max_jobs:
+            self.sem.release()
+            return None
+        self.job_counter += 1
+        started = False
+        try:
+            started = await self._try_start(job_id)
+        finally:
+            if not started:
+                self.job_counter -= 1
                 self.sem.release()
-                return
-            self.job_counter += 1
-            started = False
-            try:
-                started = await self._try_start(raw.decode())
-            finally:
-                if not started:
-                    self.job_counter -= 1
-                    self.sem.release()
+        return started
 
     async def _try_start(self, job_id: str) -> bool:
         """Take the job if nobody holds its lease; True when a task was started for it."""

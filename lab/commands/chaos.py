@@ -38,6 +38,7 @@ from chaos.profile import (
 from chaos.progress import Progress
 from chaos.session import ChaosSession, Scheduled, schedule
 from chaos.target import AttachedTarget, ChaosTarget, OwnedTarget, TargetError
+from lab.choices import Suite
 from lab.logcheck import check_logs
 from lab.rundir import (
     RUNS_ROOT,
@@ -56,7 +57,7 @@ from lab.stack.stack import ProgressEvent, Stack, StackConfig
 from lab.stack.stackdir import StackDir
 from reports.render import EXIT_UNUSABLE, render_run
 
-SUITES = {"chaos": 1, "dr": 3}
+SUITES = {Suite.CHAOS.value: 1, Suite.DR.value: 3}  # runs of each experiment
 EXIT_INTERRUPTED = 130
 DEFAULT_STACK_DIR = Path(".drill-chaos")
 LOG_COPY_LIMIT = 200 * 1024 * 1024
@@ -110,6 +111,12 @@ def plan_for(
     return plan, scenario, kind
 
 
+def complete_experiment(incomplete: str) -> list[str]:
+    """Shell completion for EXPERIMENT (a completion, not a choice: the check and its message
+    stay plan_for's, which also names the experiments)."""
+    return [name for name in EXPERIMENTS if name.startswith(incomplete)]
+
+
 def _stack_progress(progress: Progress) -> Any:
     def report(event: ProgressEvent) -> None:
         if event.status in ("ready", "failed", "info"):
@@ -121,10 +128,14 @@ def _stack_progress(progress: Progress) -> Any:
 
 def chaos(
     experiment: Annotated[
-        str | None, typer.Argument(help=f"One of: {', '.join(EXPERIMENTS)}. Omit with --suite.")
+        str | None,
+        typer.Argument(
+            help=f"One of: {', '.join(EXPERIMENTS)}. Omit with --suite.", autocompletion=complete_experiment
+        ),
     ] = None,
     suite: Annotated[
-        str | None, typer.Option(help="chaos: every experiment once. dr: every experiment three times, in rounds.")
+        Suite | None,
+        typer.Option(help="chaos: every experiment once. dr: every experiment three times, in rounds."),
     ] = None,
     runs: Annotated[int, typer.Option(min=1, max=20, help="Repeat the experiment (or the suite) this many times.")] = 1,
     attach: Annotated[
@@ -155,7 +166,8 @@ def chaos(
     if print_profile:
         typer.echo(up_command(str(run_dir)))
         raise typer.Exit(0)
-    plan, scenario, kind = plan_for(experiment, suite, runs, quick, durations, variants)
+    suite_name = None if suite is None else suite.value
+    plan, scenario, kind = plan_for(experiment, suite_name, runs, quick, durations, variants)
     raise typer.Exit(execute(plan, scenario, kind, attach=attach, run_dir=run_dir, out=out, seed=seed))
 
 

@@ -13,7 +13,9 @@ from typing import Annotated
 
 import typer
 
+from lab.choices import GateChoice, Suite
 from lab.drill_run import EXIT_CANNOT_RUN, EXIT_FAIL, EXIT_PASS, DrillRun, RunOptions, shown
+from lab.progress import ProgressLog
 from lab.rundir import REPORT_HTML, RUNS_ROOT
 from lab.sabotage import SabotageError, parse_sabotage
 from lab.scenarios import ScenarioError, get_scenario, load_scenarios
@@ -25,8 +27,8 @@ Starts a fresh stack in the run directory (or uses the one `drill up` started, w
 (one client per job: submit, follow over SSE, fall back to polling), autoscales the workers
 when the scenario asks, waits until every acknowledged job is terminal, checks that nothing
 was lost or duplicated, judges the success criteria, renders report.html / report.md /
-summary.json / junit.xml into reports/out/RUN-ID/, stops everything it started and prints
-the report's path.
+summary.json / junit.xml into `reports/out/<run-id>/`, stops everything it started and prints
+the report's path. Progress lines go to stderr; the verdict and the report's path to stdout.
 
 Exit code 0 only when every criterion and the checker passed; 1 when something failed; 2
 when the run could not be carried out (unknown scenario, no stack to attach to, a stack or
@@ -42,8 +44,21 @@ the same as `drill chaos --suite NAME`, see docs/chaos.md):
 Scenarios (lab/scenarios.toml):
 """
 
-CHAOS_SUITES = ("chaos", "dr")
+CHAOS_SUITES = tuple(suite.value for suite in Suite)
 DR_LOAD_SCENARIO = "job-sizes"
+
+
+def complete_scenario(incomplete: str) -> list[str]:
+    """Shell completion for SCENARIO: the scenarios of lab/scenarios.toml and the chaos suites.
+
+    A completion, not a choice: an unknown name still gets drill's own message listing the
+    known ones (exit 2), and a broken scenarios file still lets the suites run.
+    """
+    try:
+        names = list(load_scenarios())
+    except ScenarioError:
+        names = []
+    return [name for name in [*names, *CHAOS_SUITES] if name.startswith(incomplete)]
 
 
 def scenarios_help() -> str:
@@ -57,7 +72,11 @@ def scenarios_help() -> str:
 
 def run(
     scenario: Annotated[
-        str, typer.Argument(help="Scenario name: smoke, concurrent-1000, job-sizes, images-10k; or suite chaos, dr.")
+        str,
+        typer.Argument(
+            help="A scenario of lab/scenarios.toml (listed above), or the suite chaos or dr.",
+            autocompletion=complete_scenario,
+        ),
     ],
     attach: Annotated[
         bool,
@@ -83,12 +102,13 @@ def run(
         ),
     ] = None,
     gate: Annotated[
-        str, typer.Option(help="Which targets decide pass/fail: seed (DESIGN.md §5) or project (stricter).")
-    ] = "seed",
+        GateChoice,
+        typer.Option(
+            help="Which targets of lab/criteria.toml decide pass/fail: the seed's, or the project's (stricter)."
+        ),
+    ] = GateChoice.SEED,
     progress_interval: Annotated[float, typer.Option(min=1.0, max=600.0, help="Seconds between progress lines.")] = 5.0,
 ) -> None:
-    if gate not in ("seed", "project"):
-        raise typer.BadParameter("gate must be 'seed' or 'project'", param_hint="--gate")
     if scenario in CHAOS_SUITES:
         raise typer.Exit(_run_suite(scenario, attach=attach, run_dir=run_dir, out=out))
     code = _run_load(
@@ -99,7 +119,7 @@ def run(
             stack_dir=run_dir,
             locust_workers=locust_workers,
             sabotage=None,
-            gate=gate,  # type: ignore[arg-type]
+            gate=gate.value,
             progress_interval=progress_interval,
         ),
         sabotage,
@@ -115,7 +135,9 @@ def _run_suite(suite: str, *, attach: bool, run_dir: Path, out: Path) -> int:
     code = execute(plan, name, kind, attach=attach, run_dir=run_dir if attach else DEFAULT_STACK_DIR, out=out, seed=1)
     if suite != "dr" or code not in (EXIT_PASS, EXIT_FAIL):  # could not start, or interrupted
         return code
-    typer.echo(f"\ndrill run dr: chaos rounds done (exit {code}); now the {DR_LOAD_SCENARIO} load on a fresh stack")
+    typer.echo(
+        f"drill run dr: chaos rounds done (exit {code}); now the {DR_LOAD_SCENARIO} load on a fresh stack", err=True
+    )
     load_code = _run_load(
         DR_LOAD_SCENARIO,
         RunOptions(out_root=out, attach=False, stack_dir=Path(".drill"), locust_workers=None, sabotage=None),
@@ -134,7 +156,10 @@ def _run_load(scenario: str, options: RunOptions, sabotage: str | None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = replace(options, sabotage=damage)
-    result = DrillRun(chosen, options, echo=typer.echo, echo_err=lambda m: typer.echo(m, err=True)).execute()
+    # Every line of the run is a progress line, stamped and on stderr as in `drill chaos`;
+    # stdout gets the verdict and the report's path only (below).
+    progress = ProgressLog()
+    result = DrillRun(chosen, options, echo=progress, echo_err=progress).execute()
     if result.verdict and result.exit_code in (EXIT_PASS, EXIT_FAIL):  # an aborted run has no verdict
         typer.echo(f"{result.verdict}: {result.reason}")
     for problem in result.problems:

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from lab.choices import TopologyChoice
 from lab.stack.errors import StackAlreadyRunningError, StackError
 from lab.stack.info import StackInfo, load_info, save_info, stack_json_path
 from lab.stack.process import Identity, StopOutcome
@@ -97,12 +98,12 @@ def up(
         float | None, typer.Option(min=1.0, help="Seconds each component may take to become healthy.")
     ] = None,
     topology: Annotated[
-        str,
+        TopologyChoice,
         typer.Option(
             help="single: one Redis (quick runs). ha: Redis primary + 2 replicas + 3 Sentinels, "
             "Toxiproxy in front of Postgres and each Redis node (chaos drills)."
         ),
-    ] = "single",
+    ] = TopologyChoice.SINGLE,
     sentinel_down_after_ms: Annotated[
         int, typer.Option(min=100, help="ha: Sentinel down-after-milliseconds (drills shorten it).")
     ] = 5000,
@@ -116,12 +117,10 @@ def up(
     Exits non-zero when a stack is already running in RUN_DIR or a component fails to
     start (its log's last lines are printed, and whatever had started is stopped).
     """
-    if topology not in ("single", "ha"):
-        raise typer.BadParameter("expected single or ha", param_hint="--topology")
     config = StackConfig(
         run_dir=run_dir,
         workers=workers,
-        topology=topology,  # type: ignore[arg-type]
+        topology=topology.value,
         sentinel_down_after_ms=sentinel_down_after_ms,
         sentinel_failover_timeout_ms=sentinel_failover_timeout_ms,
         env_overrides=parse_env(env or []),

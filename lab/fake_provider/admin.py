@@ -16,8 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from lab.fake_provider.catalog import StoreSpec, expected_counts, expected_product
-from lab.fake_provider.faults import FaultRule
+from lab.fake_provider.catalog import DEFAULT_EXPECTED_PER_PAGE, StoreSpec, expected_counts, expected_product
+from lab.fake_provider.faults import (
+    DEFAULT_BOMB_BYTES,
+    DEFAULT_TRICKLE_BYTES_PER_S,
+    MAX_BOMB_BYTES,
+    Delivery,
+    FaultRule,
+)
 from lab.fake_provider.state import state_of
 from lab.fake_provider.stats import select_requests
 from lab.fake_provider.stores import MAX_LATENCY_MS, MAX_SEED, StoreRequest, store_summary, validation_message
@@ -54,6 +60,11 @@ class FaultRequest(BaseModel):
     outage: bool = False
     apply_to_images: bool = False
     seed: int = Field(0, ge=0, le=MAX_SEED)
+    # delivery faults and moved image URLs (lab/fake_provider/faults.py)
+    delivery: Delivery = "normal"
+    bomb_bytes: int = Field(DEFAULT_BOMB_BYTES, ge=1, le=MAX_BOMB_BYTES)
+    trickle_bytes_per_s: int = Field(DEFAULT_TRICKLE_BYTES_PER_S, ge=1, le=1_000_000)
+    image_base_url: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s]+$", max_length=2_000)
 
 
 async def _json_body(request: Request) -> Any:
@@ -99,22 +110,30 @@ async def get_store(request: Request) -> Response:
     return JSONResponse(store_summary(_store(request, request.path_params["store_id"])))
 
 
-async def expected_document(spec: StoreSpec, base_url: str) -> AsyncIterator[bytes]:
-    """Streamed in chunks: a 100,000-product document is tens of MB and must not stall the loop."""
-    head = {"store_id": spec.store_id, "dialect": spec.dialect}
+async def expected_document(
+    spec: StoreSpec, base_url: str, per_page: int = DEFAULT_EXPECTED_PER_PAGE
+) -> AsyncIterator[bytes]:
+    """Streamed in chunks: a 100,000-product document is tens of MB and must not stall the loop.
+
+    ``per_page`` is the importer's page size: a cursor cycle hides the products past its page.
+    """
+    head = {"store_id": spec.store_id, "dialect": spec.dialect, "per_page": per_page}
     yield (json.dumps(head)[:-1] + ', "products": [').encode()
     for start in range(0, spec.products, EXPECTED_CHUNK):
         stop = min(spec.products, start + EXPECTED_CHUNK)
-        items = ", ".join(json.dumps(expected_product(spec, i, base_url)) for i in range(start, stop))
+        items = ", ".join(json.dumps(expected_product(spec, i, base_url, per_page)) for i in range(start, stop))
         yield (items if start == 0 else ", " + items).encode()
         await asyncio.sleep(0)
-    yield f'], "counts": {json.dumps(expected_counts(spec))}}}'.encode()
+    yield f'], "counts": {json.dumps(expected_counts(spec, per_page))}}}'.encode()
 
 
 async def expected(request: Request) -> Response:
     spec = _store(request, request.path_params["store_id"])
     base_url = state_of(request).base_url(request)
-    return StreamingResponse(expected_document(spec, base_url), media_type="application/json")
+    per_page = int(_float_param(request, "per_page", DEFAULT_EXPECTED_PER_PAGE))
+    if not 1 <= per_page <= 10_000:
+        raise AdminError(400, "bad_request", f"per_page must be 1..10000, got {per_page}")
+    return StreamingResponse(expected_document(spec, base_url, per_page), media_type="application/json")
 
 
 async def set_fault(request: Request) -> Response:

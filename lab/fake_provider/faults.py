@@ -3,6 +3,13 @@
 Error choices come from a RNG seeded when the rule is set, so a run that sends requests in the
 same order sees the same failures. A store's own rule wins over the all-stores rule (they do
 not add up), which keeps "what is this store suffering now" a one-line answer.
+
+Delivery faults change how a good answer travels, not what it says: ``gzip_bomb`` sends the
+page (or image) gzip-encoded behind ``bomb_bytes`` of whitespace that compress ~1000:1 (a page
+stays valid JSON once decoded, so only a size cap counted after decompression catches it);
+``trickle`` sends ``trickle_bytes_per_s`` bytes a second, each read arriving well within any
+per-read timeout. ``image_base_url`` makes the store's pages list their images under another
+base URL (a loopback port, a private address, another scheme), as a hostile catalog would.
 """
 
 from __future__ import annotations
@@ -12,6 +19,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 RequestKind = Literal["api", "image"]
+Delivery = Literal["normal", "gzip_bomb", "trickle"]
+DEFAULT_BOMB_BYTES = 512 * 1024 * 1024
+MAX_BOMB_BYTES = 4 * 1024 * 1024 * 1024
+DEFAULT_TRICKLE_BYTES_PER_S = 4
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,10 @@ class FaultRule:
     outage: bool = False
     apply_to_images: bool = False
     seed: int = 0
+    delivery: Delivery = "normal"
+    bomb_bytes: int = DEFAULT_BOMB_BYTES
+    trickle_bytes_per_s: int = DEFAULT_TRICKLE_BYTES_PER_S
+    image_base_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,3 +90,15 @@ class FaultBook:
         if armed.rng.random() < armed.rule.error_rate:
             return armed.rule.error_status
         return None
+
+    def delivery(self, store_id: str, kind: RequestKind) -> FaultRule | None:
+        """The rule whose delivery fault applies to this request, if any."""
+        armed = self._armed_for(store_id, kind)
+        if armed is None or armed.rule.delivery == "normal":
+            return None
+        return armed.rule
+
+    def image_base_url(self, store_id: str) -> str | None:
+        """The base URL the store's pages should list their images under, if a rule sets one."""
+        armed = self._armed_for(store_id, "api")
+        return armed.rule.image_base_url if armed else None

@@ -6,6 +6,9 @@ rate limit (429) -> injected error -> page latency -> the page. An outage answer
 rate limiter (a provider that is down counts nothing); an injected error answers after it (the
 request reached the app and spent budget). Each request is recorded exactly once, whatever
 happened to it, including a client hanging up (499) or a bug of ours (500, logged).
+
+A delivery fault (``lab.fake_provider.delivery``: gzip bomb, trickle) wraps the answer last,
+once it is known; an ``image_base_url`` fault rewrites the page's image URLs before rendering.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from lab.fake_provider import dialects
 from lab.fake_provider.catalog import Dialect, StoreSpec, image_fault
+from lab.fake_provider.delivery import gzip_bomb_stream, rebase_images, trickle
 from lab.fake_provider.dialects import BadPageRequest
+from lab.fake_provider.faults import RequestKind
 from lab.fake_provider.images import NON_IMAGE_BODY, bomb_png, oversized_body
 from lab.fake_provider.state import ProviderState, state_of
 from lab.fake_provider.stats import Outcome
@@ -104,6 +109,36 @@ async def _misbehave(state: ProviderState, flavour: str, spec: StoreSpec, outcom
     return None
 
 
+def _deliver(state: ProviderState, spec: StoreSpec, outcome: Outcome, response: Response) -> Response:
+    """Wrap a finished answer in the store's delivery fault, if one applies to its kind."""
+    kind: RequestKind = "image" if outcome.kind == "image" else "api"
+    rule = state.faults.delivery(spec.store_id, kind)
+    body = getattr(response, "body", None)  # streamed answers (oversized images) travel as they are
+    if rule is None or not isinstance(body, bytes):
+        return response
+    outcome.fault = True
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
+    if rule.delivery == "gzip_bomb":
+        headers["Content-Encoding"] = "gzip"
+        return StreamingResponse(
+            gzip_bomb_stream(body, rule.bomb_bytes), status_code=response.status_code, headers=headers
+        )
+    return StreamingResponse(trickle(body, rule.trickle_bytes_per_s), status_code=response.status_code, headers=headers)
+
+
+def _page_base(state: ProviderState, request: Request, spec: StoreSpec) -> tuple[str, str | None]:
+    """The page's own base URL, and the base its images should be listed under if a fault moves them."""
+    return state.base_url(request), state.faults.image_base_url(spec.store_id)
+
+
+def _moved(page: dict[str, Any], base_url: str, image_base: str | None) -> dict[str, Any]:
+    if image_base is None:
+        return page
+    moved = rebase_images(page, base_url, image_base)
+    assert isinstance(moved, dict)
+    return moved
+
+
 async def _serve_page(request: Request, dialect: Dialect, parse: PageParser) -> Response:
     state = state_of(request)
     store_id = request.path_params["store_id"]
@@ -123,7 +158,7 @@ async def _serve_page(request: Request, dialect: Dialect, parse: PageParser) -> 
             return trouble
         if spec.page_latency_ms > 0:
             await asyncio.sleep(spec.page_latency_ms / 1000)
-        return render()
+        return _deliver(state, spec, outcome, render())
 
     return await _recorded(state, request, outcome, dialect, steps)
 
@@ -133,20 +168,23 @@ def _roastify(state: ProviderState, request: Request, spec: StoreSpec, outcome: 
     page = dialects.parse_roastify_page(request.query_params.get("page"))
     per_page = dialects.clamp_page_size(request.query_params.get("per_page"), dialects.ROASTIFY_DEFAULT_PER_PAGE)
     outcome.page_key = dialects.roastify_page_key(page, per_page)
-    base_url = state.base_url(request)
-    return lambda: JSONResponse(dialects.roastify_page(spec, page, per_page, base_url))
+    base_url, image_base = _page_base(state, request, spec)
+    return lambda: dialects.CatalogJSONResponse(
+        _moved(dialects.roastify_page(spec, page, per_page, base_url), base_url, image_base)
+    )
 
 
 def _shopify(state: ProviderState, request: Request, spec: StoreSpec, outcome: Outcome) -> PageRenderer:
     offset = dialects.decode_page_info(request.query_params.get("page_info"))
     limit = dialects.clamp_page_size(request.query_params.get("limit"), dialects.SHOPIFY_DEFAULT_LIMIT)
     outcome.page_key = dialects.shopify_page_key(offset, limit)
-    base_url = state.base_url(request)
+    base_url, image_base = _page_base(state, request, spec)
 
     def render() -> Response:
         page = dialects.shopify_page(spec, offset, limit, base_url)
         link = page.link_header
-        return JSONResponse(page.body, headers={"Link": link} if link else None)
+        body = _moved(page.body, base_url, image_base)
+        return dialects.CatalogJSONResponse(body, headers={"Link": link} if link else None)
 
     return render
 
@@ -176,18 +214,27 @@ async def cdn_image(request: Request) -> Response:
         trouble = await _misbehave(state, "cdn", spec, outcome)
         if trouble is not None:
             return trouble
-        match image_fault(spec, p, i):
-            case "non_image":
-                return Response(NON_IMAGE_BODY, media_type="text/html; charset=utf-8")
-            case "oversized":
-                size = spec.oversized_bytes
-                return StreamingResponse(
-                    oversized_body(size), media_type="image/jpeg", headers={"Content-Length": str(size)}
-                )
-            case "bomb":
-                return Response(bomb_png(), media_type="image/png")
-            case None:
-                body = await state.images.get((spec.seed, p, i))
-                return Response(body, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
+        return _deliver(state, spec, outcome, await _image(state, spec, p, i))
 
     return await _recorded(state, request, outcome, "cdn", steps)
+
+
+async def _image(state: ProviderState, spec: StoreSpec, p: int, i: int) -> Response:
+    match image_fault(spec, p, i):
+        case "non_image":
+            return Response(NON_IMAGE_BODY, media_type="text/html; charset=utf-8")
+        case "oversized":
+            size = spec.oversized_bytes
+            return StreamingResponse(
+                oversized_body(size), media_type="image/jpeg", headers={"Content-Length": str(size)}
+            )
+        case "bomb":
+            return Response(bomb_png(), media_type="image/png")
+        case "dead_host":  # a host that only times out: hang, then give up with a gateway timeout
+            await asyncio.sleep(spec.dead_host_ms / 1000)
+            return _error("cdn", 504, "gateway_timeout", "the image host did not answer (injected)")
+        case "ipv6_url" | "port_url":  # listed under an unparsable URL: a request here is a bug
+            return _error("cdn", 404, "not_found", "this image is only listed under an invalid URL")
+        case None:
+            body = await state.images.get((spec.seed, p, i))
+            return Response(body, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})

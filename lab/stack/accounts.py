@@ -3,7 +3,7 @@
 PostgreSQL refuses to run as root, so when the stack runs as root the database server
 runs as the ``postgres`` account (created by Debian's package). Two ways are used:
 
-* one-shot commands (initdb) go through ``runuser -u postgres --``, as DESIGN.md says;
+* one-shot commands (initdb) go through ``runuser -u postgres --``, as docs/architecture.md §9 says;
 * the long-lived server is started with ``Popen(user=..., group=...)`` instead, because
   runuser stays as the parent, forwards SIGTERM and then SIGKILLs its child two seconds
   later ("Session terminated, killing shell..."), which would cut a database shutdown

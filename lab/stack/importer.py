@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from redis import Redis
@@ -65,6 +66,8 @@ def importer_environment(
             "IMPORTER_ROASTIFY_BASE_URL": f"{endpoints.provider_url}/roastify",
             "IMPORTER_SHOPIFY_BASE_URL": f"{endpoints.provider_url}/shopify",
             "IMPORTER_IMAGE_ALLOWED_HOSTS": "127.0.0.1",
+            # The fake provider and its CDN live on loopback: allowed explicitly, by host and port.
+            "IMPORTER_EGRESS_ALLOWED_PRIVATE": urlsplit(endpoints.provider_url).netloc,
         }
     )
     if endpoints.redis_sentinels:

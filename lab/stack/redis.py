@@ -1,6 +1,6 @@
 """A redis-server from a generated config file: loopback, AOF with ``appendfsync everysec``.
 
-AOF with everysec is what production runs (DESIGN.md §4), so a SIGKILL loses at most about
+AOF with everysec is what production runs (docs/architecture.md §6), so a SIGKILL loses at most about
 a second of writes and a graceful restart loses nothing; the chaos drills measure exactly
 that. The config file is written once and never overwritten on restart: in the HA topology
 Sentinel rewrites it (``replicaof`` after a failover), and a restarted former primary must

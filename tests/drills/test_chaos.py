@@ -3,7 +3,7 @@
 Each test runs one experiment the way ``drill chaos <experiment> --quick`` does (load,
 watchers, observer, fault, recovery, drain, checker, report) and then asserts what the design
 promises, with the seed's margins: the run passed, nothing was lost or duplicated, and the
-experiment's figure is inside its §5 target. ``worker-term`` goes through the command line
+experiment's figure is inside its criterion's target. ``worker-term`` goes through the command line
 with ``--attach``, the way an operator drives a stack started by ``drill up --topology ha``.
 """
 
@@ -181,3 +181,16 @@ async def test_without_toxiproxy_the_partition_experiment_says_so_and_stops(
     assert [(c.name, c.passed) for c in journal.checks] == [("the experiment could run", False)]
     assert journal.method == [] and journal.faults == []
     assert OwnedTarget(target.stack).toxiproxy().proxies() == before  # nothing was touched
+
+
+async def test_long_outage_jobs_wait_out_faults_longer_than_the_stall_limit(
+    target: OwnedTarget, tmp_path: Path
+) -> None:
+    journal, run_dir, code = await drill(target, tmp_path, "long-outage")
+    figures = assert_passed(journal, run_dir, code)
+    assert figures["long_outage_stalled_jobs"] == [0.0] and figures["long_outage_failed_jobs"] == [0.0]
+    assert len(figures["long_outage_in_flight"]) == 2 and min(figures["long_outage_in_flight"]) >= 1
+    limit = journal.evidence["long_outage"]["stall_limit"]
+    assert all(float(f["seconds"]) > limit for f in journal.evidence["long_outage"]["faults"])
+    proxy = target.toxiproxy().proxy(target.postgres_proxy)
+    assert proxy.enabled and not proxy.toxics

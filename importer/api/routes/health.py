@@ -10,12 +10,13 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from importer.api.auth import ContextDep
-from importer.protection.health import HealthCache
+from importer.api.problems import responses
+from importer.protection.health import HealthCache, read_tenant_pauses
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses={503: {"description": "PostgreSQL or Redis does not answer (same body)."}})
 async def healthz(ctx: ContextDep) -> JSONResponse:
     checks: dict[str, Any] = {}
 
@@ -35,17 +36,20 @@ async def healthz(ctx: ContextDep) -> JSONResponse:
     )
 
 
-@router.get("/health/queue")
+@router.get("/health/queue", responses=responses(503))
 async def queue_health(ctx: ContextDep) -> JSONResponse:
-    """Queue health: level, counts, oldest waiting age, workers, breakers, pause and counters.
+    """Queue health: level, counts, oldest waiting age, workers, breakers, pause and counters,
+    the companies with the most waiting jobs (``tenants``) and the tenants paused by the tenant
+    brake (``paused_tenants``).
 
     Level and counts are cached for ``health_cache_seconds`` (published by the reconciler's
-    monitor); the pause and intake flags are read live. Always 200: this is a report, not a
+    monitor); the pause and intake flags and the paused tenants are read live. Always 200: this is a report, not a
     liveness probe (that is ``/healthz``).
     """
     cache = ctx.health or HealthCache(ctx.settings, ctx.redis, ctx.db)
     report = await cache.get()
     body = report.to_json()
     body["paused"], body["intake_closed"] = await cache.live_flags()
+    body["paused_tenants"] = await read_tenant_pauses(ctx.redis)
     body["report_age"] = round(max(0.0, time.time() - report.computed_at), 3)
     return JSONResponse(body)

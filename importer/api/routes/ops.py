@@ -8,20 +8,22 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from importer.api.auth import ContextDep, OperatorDep
-from importer.api.schemas import CompanyCreate, CompanyCreated, ErrorBody
+from importer.api.problems import AUTHENTICATED, WITH_BODY, responses
+from importer.api.schemas import CompanyCreate, CompanyCreated
+from importer.api.strict_json import StrictJsonRoute
 from importer.db import companies
 from importer.logs import get_logger
 from importer.protection.pause import pause_queue, resume_queue
 
 log = get_logger(__name__)
-router = APIRouter(prefix="/v1/ops", tags=["ops"])
+router = APIRouter(prefix="/v1/ops", tags=["ops"], route_class=StrictJsonRoute)
 
 
 @router.post(
     "/companies",
     status_code=status.HTTP_201_CREATED,
     response_model=CompanyCreated,
-    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    responses=responses(*AUTHENTICATED, 403, *WITH_BODY),
 )
 async def create_company(body: CompanyCreate, _: OperatorDep, ctx: ContextDep) -> CompanyCreated:
     async with ctx.db.acquire() as conn:
@@ -34,7 +36,7 @@ class PauseRequest(BaseModel):
     reason: str = Field("paused by an operator", min_length=1, max_length=500)
 
 
-_OPS_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
+_OPS_ERRORS = responses(*AUTHENTICATED, 403, *WITH_BODY)
 
 
 @router.post("/queue/pause", responses=_OPS_ERRORS)
@@ -45,7 +47,7 @@ async def pause(_: OperatorDep, ctx: ContextDep, body: PauseRequest | None = Non
     return {"paused": True, "pause": state.to_json()}
 
 
-@router.post("/queue/resume", responses=_OPS_ERRORS)
+@router.post("/queue/resume", responses=responses(*AUTHENTICATED, 403, 413))
 async def resume(_: OperatorDep, ctx: ContextDep) -> dict[str, Any]:
     """Lift any pause (manual or automatic) and reopen intake."""
     previous, intake_was_closed = await resume_queue(ctx.redis, by="api", cooldown=ctx.settings.brake_cooldown)

@@ -75,7 +75,9 @@ async def test_unknown_store_fails_the_job_with_a_reason(stack, api: ImporterApi
     assert "404" in job["error"]
 
 
-async def test_malformed_product_fails_only_its_job(stack, api: ImporterApi, provider: FakeProvider):
+async def test_malformed_product_is_rejected_and_the_rest_of_its_job_imports(
+    stack, api: ImporterApi, provider: FakeProvider
+):
     stack.start_worker()
     tenant = await api.create_company("mixed")
     bad_store = await provider.create_store("roastify", products=250, images_per_product=0, malformed_products=[130])
@@ -84,10 +86,12 @@ async def test_malformed_product_fails_only_its_job(stack, api: ImporterApi, pro
     good = await api.submit(tenant, "roastify", good_store)
     bad_job = await api.wait_terminal(tenant, bad, timeout=90)
     good_job = await api.wait_terminal(tenant, good, timeout=90)
-    assert bad_job["status"] == "FAILED"
-    assert "malformed" in bad_job["error"] and "product #30" in bad_job["error"]  # index 130 = 31st on page 2
-    assert bad_job["attempts"] == 1  # permanent: not retried
-    assert good_job["status"] == "COMPLETED" and good_job["counts"]["products_imported"] == 250
+    assert bad_job["status"] == "COMPLETED" and bad_job["outcome"] == "WITH_REJECTIONS", bad_job
+    assert bad_job["counts"]["products_imported"] == 249 and bad_job["products_rejected"] == 1
+    assert bad_job["rejections"] == {"missing_field": 1}  # index 130 is even: its id is missing
+    assert bad_job["attempts"] == 1
+    assert good_job["status"] == "COMPLETED" and good_job["outcome"] == "CLEAN"
+    assert good_job["counts"]["products_imported"] == 250
 
 
 async def test_bad_images_are_recorded_not_fatal(stack, api: ImporterApi, provider: FakeProvider):
@@ -103,6 +107,8 @@ async def test_bad_images_are_recorded_not_fatal(stack, api: ImporterApi, provid
     job = await api.wait_terminal(tenant, await api.submit(tenant, "roastify", store), timeout=90)
     assert job["status"] == "COMPLETED", job
     assert job["counts"]["images_rejected"] == 3 and job["counts"]["images_stored"] == 17
+    assert job["outcome"] == "WITH_REJECTIONS"
+    assert job["rejections"] == {"image_not_image": 1, "image_too_large": 1, "image_bomb": 1}
     state = await read_state(stack.database_url, stack.s3_endpoint, stack.s3_bucket, tenant.id, "roastify", store)
     reasons = sorted(r["error"] for r in state.image_rows if r["status"] == "REJECTED")
     assert any("not an image" in r for r in reasons)

@@ -31,7 +31,9 @@ async def test_sigkilled_worker_job_resumes_on_another_worker_from_its_checkpoin
 ):
     victim = stack.start_worker(env=FAST, worker_id="victim")
     tenant = await api.create_company("sigkill")
-    pages = 12
+    # Long enough (about 9 s of pages) that the victim is still mid-job after the survivor
+    # process has started, however slowly a loaded machine starts it.
+    pages = 30
     store = await provider.create_store(
         "roastify", products=pages * 100, images_per_product=0, seed=41, page_latency_ms=300
     )

@@ -113,7 +113,7 @@ def test_smoke_run_passes_and_leaves_a_complete_run_directory(out: Path) -> None
     missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
     assert not missing, f"missing {missing} in {sorted(p.name for p in run_dir.iterdir())}"
     assert f"report: {run_dir / 'report.html'}" in done.stdout or "report.html" in done.stdout
-    assert "jobs 20/20 acked" in done.stdout, done.stdout  # the live progress line
+    assert "jobs 20/20 acked" in done.stderr, done.stderr  # the live progress line: stderr, as in drill chaos
 
     checker = json.loads((run_dir / "checker.json").read_text())["totals"]
     assert checker["acknowledged"] == 20 and checker["completed"] == 20

@@ -145,6 +145,9 @@ def test_roastify_pages_give_exactly_the_expected_catalog(http: httpx.Client) ->
         "images": 500,
         "images_stored": 500,
         "images_rejected": 0,
+        "rejections": {},
+        "verification_issues": [],
+        "outcome": "CLEAN",
     }
 
 
@@ -206,6 +209,19 @@ def test_bad_store_specs_are_refused_with_a_message(http: httpx.Client) -> None:
         ({"dialect": "roastify", "products": 5, "malformed_products": [5]}, 422, "outside"),
         ({"dialect": "roastify", "products": 5, "bad_images": {"bomb": [1], "oversized": [1]}}, 422, "more than one"),
         ({"dialect": "roastify", "products": 5, "colour": "red"}, 422, "colour"),
+        ({"dialect": "roastify", "products": 5, "bad_records": {"nul_title": [9]}}, 422, "outside"),
+        ({"dialect": "roastify", "products": 5, "bad_records": {"lava": [1]}}, 422, "bad_records"),
+        (
+            {"dialect": "roastify", "products": 5, "bad_records": {"nul_title": [1], "price_nan": [1]}},
+            422,
+            "more than one",
+        ),
+        (
+            {"dialect": "roastify", "products": 5, "malformed_products": [2], "bad_records": {"nul_title": [2]}},
+            422,
+            "more than one",
+        ),
+        ({"dialect": "roastify", "products": 5, "pagination": {"cycle_at_page": 1}}, 422, "cycle_at_page"),
         ([1, 2], 400, "object"),
     ]
     for body, status, needle in cases:
@@ -459,3 +475,71 @@ def test_many_concurrent_images_and_pages(provider: ServerProcess, http: httpx.C
     statuses, page_time = asyncio.run(main())
     assert statuses == [200] * len(image_paths)
     print(f"page answered in {page_time:.3f}s during a {len(image_paths)}-image burst")
+
+
+# --- messy catalogs -------------------------------------------------------------------------------
+
+
+def test_messy_records_are_served_as_valid_json_with_their_damage(http: httpx.Client) -> None:
+    store = make_store(
+        http,
+        dialect="roastify",
+        products=8,
+        images_per_product=1,
+        rate_limit_per_min=0,
+        bad_records={"nul_title": [0], "surrogate_title": [1], "price_infinity": [2], "price_huge_exponent": [3]},
+        bad_images={"ipv6_url": [4], "port_url": [5]},
+    )
+    r = http.get(f"/roastify/v1/stores/{store['store_id']}/products", params={"per_page": 100})
+    assert r.status_code == 200 and r.content.isascii()  # non-ASCII travels escaped
+    data = r.json()["data"]
+    assert "\x00" in data[0]["name"] and "\ud800" in data[1]["name"]
+    assert data[2]["price"]["amount_cents"] == "Infinity" and data[3]["price"]["amount_cents"] == "1e999000"
+    assert data[4]["images"][0]["url"].startswith("http://[::1/")
+    assert ":99999/" in data[5]["images"][0]["url"]
+    expected = expected_of(http, store["store_id"])
+    assert [p["expect"] for p in expected["products"]] == ["rejected"] * 4 + ["imported"] * 4
+    assert [p["code"] for p in expected["products"][:4]] == [
+        "text_not_storable",
+        "text_not_storable",
+        "number_not_finite",
+        "number_out_of_range",
+    ]
+    assert expected["products"][4]["images"][0]["code"] == "image_url_invalid"
+    assert expected["counts"]["outcome"] == "WITH_REJECTIONS"
+
+
+def test_a_dead_image_host_hangs_then_gives_up(http: httpx.Client) -> None:
+    store = make_store(http, dialect="shopify", products=2, bad_images={"dead_host": [0]}, dead_host_ms=300)
+    url = expected_of(http, store["store_id"])["products"][0]["images"][0]["url"]
+    started = time.monotonic()
+    r = http.get(url)
+    assert r.status_code == 504 and time.monotonic() - started >= 0.3
+
+
+def test_pagination_faults_bend_the_page_sequence(http: httpx.Client) -> None:
+    sid = make_store(
+        http,
+        dialect="roastify",
+        products=30,
+        rate_limit_per_min=0,
+        pagination={"cycle_at_page": 2, "short_pages": [3], "total_offset": 4},
+    )["store_id"]
+    page2 = http.get(f"/roastify/v1/stores/{sid}/products", params={"page": 2, "per_page": 10}).json()
+    assert page2["meta"]["page"] == 1  # so the next page is page 2 again
+    page1 = http.get(f"/roastify/v1/stores/{sid}/products", params={"page": 1, "per_page": 10}).json()
+    assert len(page1["data"]) == 9 and page1["meta"]["total"] == 34
+    expected = http.get(f"/admin/stores/{sid}/expected", params={"per_page": 10}).json()
+    assert [p["expect"] for p in expected["products"]].count("omitted") == 1 + 10  # the left-out one + page 3
+    assert set(expected["counts"]["verification_issues"]) == {"cursor_cycle", "short_page", "total_mismatch"}
+
+    shp = make_store(http, dialect="shopify", products=20, rate_limit_per_min=0, pagination={"repeat_products": [2]})[
+        "store_id"
+    ]
+    first = http.get(f"/shopify/stores/{shp}/admin/api/2024-01/products.json", params={"limit": 10})
+    nxt = first.headers["link"].split("page_info=")[1].split(">")[0]
+    second = http.get(f"/shopify/stores/{shp}/admin/api/2024-01/products.json", params={"limit": 10, "page_info": nxt})
+    assert (
+        len(second.json()["products"]) == 11
+        and second.json()["products"][-1]["id"] == first.json()["products"][2]["id"]
+    )

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chaos.load import UNAVAILABLE_MARK, Attempt
+from chaos.load import UNAVAILABLE_MARK, Attempt, LoadPlan, Submitter
+from lab.rundir import AcknowledgedJob
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -25,3 +26,24 @@ NOW = datetime(2026, 11, 28, tzinfo=UTC)
 )
 def test_only_answers_that_promise_nothing_are_ambiguous(status: int | None, error: str, ambiguous: bool) -> None:
     assert Attempt(NOW, status, 0.1, error=error).ambiguous is ambiguous
+
+
+def test_a_resubmit_answered_with_the_running_job_is_acknowledged_once() -> None:
+    """One active job per store: the API answers a resubmit with the running job's id."""
+    submitter = Submitter(
+        api_url="http://127.0.0.1:1",
+        operator_token="t",
+        provider_url="http://127.0.0.1:2",
+        plan=LoadPlan(1, 1.0),
+        label="x",
+    )
+
+    def ack(job_id: str) -> AcknowledgedJob:
+        return AcknowledgedJob(
+            job_id=job_id, company_id="c", provider="roastify", store_id="s", products=1, submitted_at=NOW
+        )
+
+    assert submitter.acknowledge(ack("j1")) is True
+    assert submitter.acknowledge(ack("j1")) is False
+    assert submitter.acknowledge(ack("j2")) is True
+    assert [a.job_id for a in submitter.acknowledged] == ["j1", "j2"]

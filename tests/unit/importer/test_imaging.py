@@ -7,6 +7,7 @@ from PIL import Image
 
 from importer.errors import ImageRejected
 from importer.imaging import make_thumbnail
+from importer.models import RejectionCode
 
 
 def _jpeg(width: int, height: int) -> bytes:
@@ -42,3 +43,13 @@ def test_decompression_bomb_is_rejected_before_decoding() -> None:
 def test_non_images_are_rejected(payload: bytes) -> None:
     with pytest.raises(ImageRejected):
         make_thumbnail(payload, max_pixels=40_000_000, size=256)
+
+
+@pytest.mark.parametrize("side", [30_000, 200_000])  # our guard; Pillow's own (inside open) past 2x its limit
+def test_rejections_carry_their_code(side: int) -> None:
+    with pytest.raises(ImageRejected) as bomb:
+        make_thumbnail(_png_declaring(side, side), max_pixels=40_000_000, size=64)
+    assert bomb.value.code == RejectionCode.IMAGE_BOMB
+    with pytest.raises(ImageRejected) as junk:
+        make_thumbnail(b"not an image", max_pixels=1_000_000, size=64)
+    assert junk.value.code == RejectionCode.IMAGE_UNDECODABLE

@@ -1,4 +1,4 @@
-"""The criteria table parses, and thresholds judge crafted metrics the way DESIGN.md §5 reads."""
+"""The criteria table parses, and thresholds judge crafted metrics the way docs/architecture.md §10 reads."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def durations(*pairs: tuple[float, int]) -> Metrics:
 def test_every_criterion_of_the_table_parses() -> None:
     criteria = load_criteria(DEFAULT_CRITERIA)
     ids = [c.id for c in criteria]
-    assert ids == ["P1", "P2", "P3", "P4", "P5", "R1", "R2", "R3", "R4", "R5", "O1", "O2", "O3", "E1"]
+    assert ids == ["P1", "P2", "P3", "P4", "P5", "R1", "R2", "R3", "R4", "R5", "O1", "O2", "O3", "E1", "F1", "R6", "M1"]
     for c in criteria:
         assert c.seed, c.id
         assert c.description and c.seed_target and c.applies_to

@@ -79,9 +79,9 @@ def test_only_the_first_image_of_a_listed_product_is_bad() -> None:
     assert all(image_fault(s, p, j) is None for p in range(5) for j in (1, 2))
     images = expected_product(s, 2, BASE)["images"]
     assert images == [
-        {"url": f"{BASE}/cdn/st_test/2/0.jpg", "expect": "rejected"},
-        {"url": f"{BASE}/cdn/st_test/2/1.jpg", "expect": "stored"},
-        {"url": f"{BASE}/cdn/st_test/2/2.jpg", "expect": "stored"},
+        {"url": f"{BASE}/cdn/st_test/2/0.jpg", "expect": "rejected", "code": "image_too_large"},
+        {"url": f"{BASE}/cdn/st_test/2/1.jpg", "expect": "stored", "code": None},
+        {"url": f"{BASE}/cdn/st_test/2/2.jpg", "expect": "stored", "code": None},
     ]
 
 
@@ -95,15 +95,19 @@ def test_expected_counts_match_the_products(ipp: int) -> None:
     docs = [expected_product(s, i, BASE) for i in range(s.products)]
     images = [img for d in docs for img in d["images"]]
     counts = expected_counts(s)
-    assert counts == {
+    assert {k: counts[k] for k in ("products", "valid_products", "malformed_products", "images")} == {
         "products": 40,
         "valid_products": sum(not d["malformed"] for d in docs),
         "malformed_products": 3,
         "images": len(images),
-        "images_stored": sum(i["expect"] == "stored" for i in images),
-        "images_rejected": sum(i["expect"] == "rejected" for i in images),
     }
-    assert counts["images"] == 40 * ipp
+    assert counts["images_stored"] == sum(i["expect"] == "stored" for i in images)
+    assert counts["images_rejected"] == sum(i["expect"] == "rejected" for i in images)
+    # a rejected product lists no expected images: it is not imported, so none can be stored
+    assert counts["images"] == 37 * ipp
+    want = {"missing_field": 1, "invalid_field": 2} | ({"image_not_image": 2, "image_bomb": 1} if ipp else {})
+    assert counts["rejections"] == want
+    assert counts["outcome"] == "WITH_REJECTIONS" and counts["verification_issues"] == []
 
 
 # --- page arithmetic ----------------------------------------------------------------------------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
 from lab.loadgen import LocustSettings, describe_exit, locust_argv, locust_environment
-from lab.progress import Progress, format_elapsed, format_progress, last_sample, sample_int
+from lab.progress import Progress, ProgressLog, format_elapsed, format_progress, last_sample, sample_int
 from lab.sabotage import Sabotage, SabotageError, parse_sabotage
 from loadtests.plan import PLAN_ENV, RECORDS_ENV, NotLoopbackError
 
@@ -33,10 +34,36 @@ def test_progress_line_is_one_short_line_with_every_figure() -> None:
         )
     )
     assert line == (
-        "[ 1m05s] load   jobs 512/1,000 acked, 120 completed, 0 failed"
-        " | queue 380 waiting, 30 active, 2 deferred | 6 workers"
+        "load   jobs 512/1,000 acked, 120 completed, 0 failed | queue 380 waiting, 30 active, 2 deferred | 6 workers"
     )
-    assert "\n" not in line and len(line) < 130
+    assert "\n" not in line and len(line) < 120
+
+
+def test_every_progress_line_is_stamped_alike_and_goes_to_stderr(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``drill run`` and ``drill chaos`` write through the same ProgressLog: one format, stderr."""
+    from chaos.progress import Progress as ChaosProgress
+
+    assert ChaosProgress is ProgressLog
+    clock = iter([100.0, 165.0, 170.0])
+    monkeypatch.setattr("lab.progress.time.monotonic", lambda: next(clock))
+    log = ProgressLog()
+    log("stack up in 4.2s")
+    log.context, log.phase = "redis-failover #1/3", "method"
+    log("primary killed")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "[ 1m05s] stack up in 4.2s",
+        "[ 1m10s] redis-failover #1/3 method: primary killed",
+    ]
+
+
+def test_a_quiet_log_writes_nothing() -> None:
+    stream = io.StringIO()
+    ProgressLog(stream, quiet=True)("anything")
+    assert stream.getvalue() == ""
 
 
 def test_unknown_figures_show_as_question_marks_not_zeros() -> None:

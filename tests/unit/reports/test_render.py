@@ -19,7 +19,7 @@ from tests.fixtures.make_fixture_run import DEFAULT_OUT, generate
 
 FIXTURE = DEFAULT_OUT
 CHARTS = ["queue_depth", "active_vs_waiting", "success_rate", "job_durations", "workers", "provider"]
-CRITERIA = ["P1", "P2", "P3", "P4", "P5", "R1", "R2", "R3", "R4", "R5", "O1", "O2", "O3", "E1"]
+CRITERIA = ["P1", "P2", "P3", "P4", "P5", "R1", "R2", "R3", "R4", "R5", "O1", "O2", "O3", "E1", "F1", "R6", "M1"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -86,7 +86,7 @@ def test_every_file_is_rendered_and_the_run_fails(rendered: tuple[Path, int]) ->
     assert summary["verdict"] == "FAIL" and summary["exit_code"] == 1
     assert summary["reason"].startswith("P4 Zero data loss: lost = 1, target == 0; duplicated = 1, target == 0")
     assert "R3 Graceful shutdown: max(shutdown_duration) = 34.9 s, target < 30 s" in summary["reason"]
-    assert summary["counts"] == {"pass": 3, "fail": 2, "not-measured": 9, "error": 0}
+    assert summary["counts"] == {"pass": 3, "fail": 2, "not-measured": 12, "error": 0}
     assert "report.html" in summary["files"] and "charts/provider.png" in summary["files"]
     criteria = json.loads((run_dir / "criteria.json").read_text())
     assert [c["id"] for c in criteria["criteria"]] == CRITERIA
@@ -117,9 +117,9 @@ def test_junit_has_one_case_per_criterion_with_the_right_failures(rendered: tupl
     suite = root.find("testsuite")
     assert suite is not None
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped"), suite.get("errors")) == (
-        "14",
+        "17",
         "2",
-        "9",
+        "12",
         "0",
     )
     cases = {c.get("name", "").split()[0]: c for c in suite.iter("testcase")}
@@ -127,7 +127,7 @@ def test_junit_has_one_case_per_criterion_with_the_right_failures(rendered: tupl
     failed = {cid for cid, c in cases.items() if c.find("failure") is not None}
     skipped = {cid for cid, c in cases.items() if c.find("skipped") is not None}
     assert failed == {"P4", "R3"}
-    assert skipped == {"P1", "P3", "R2", "R4", "R5", "O1", "O2", "O3", "E1"}
+    assert skipped == {"P1", "P3", "R2", "R4", "R5", "O1", "O2", "O3", "E1", "F1", "R6", "M1"}
     failure = cases["R3"].find("failure")
     assert failure is not None and failure.get("message") == "max(shutdown_duration) = 34.9 s, target < 30 s"
 
@@ -151,7 +151,7 @@ def test_a_repaired_run_passes(run_dir: Path) -> None:
     assert render_run(run_dir) == 0
     assert '<div class="banner pass" id="verdict"><h1>PASS</h1>' in (run_dir / "report.html").read_text()
     assert json.loads((run_dir / "summary.json").read_text())["reason"] == (
-        "5 criteria met, none failed; 9 not measured in this run"
+        "5 criteria met, none failed; 12 not measured in this run"
     )
 
 

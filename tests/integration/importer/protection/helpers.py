@@ -129,7 +129,7 @@ class Lab:
             r.flushdb()
         conn = await asyncpg.connect(self.stack.database_url)
         try:
-            await conn.execute("TRUNCATE product_images, products, product_import_jobs")
+            await conn.execute("TRUNCATE import_rejections, product_images, products, product_import_jobs")
         finally:
             await conn.close()
         await self.provider.clear_faults()

@@ -27,24 +27,32 @@ async def wait_level(lab: Lab, level: str, **counts: int) -> dict:
     return await wait_for(probe, timeout=10, interval=0.1, what=f"health level {level} with {counts}")
 
 
+async def new_stores(lab: Lab, n: int) -> list[str]:
+    """One store per job: a second submit for a store with an active job answers that job."""
+    return [await lab.provider.create_store("roastify", products=1, images_per_product=0) for _ in range(n)]
+
+
 async def test_levels_move_with_depth_critical_defers_basic_and_overload_refuses(lab: Lab) -> None:
     api = lab.start_api(SMALL)  # no workers: everything submitted waits
-    enterprise = await api.create_company("big", tier="ENTERPRISE")
+    # The load is spread over three ENTERPRISE tenants: none holds half the waiting jobs, so none
+    # is "the cause" that would be shed on its own (test_fairness covers that case).
+    big = [await api.create_company(f"big-{i}", tier="ENTERPRISE") for i in range(3)]
+    enterprise = big[0]
     basic = await api.create_company("small", tier="BASIC")
-    store = await lab.provider.create_store("roastify", products=1, images_per_product=0)
+    stores = iter(await new_stores(lab, 12))
     assert (await wait_level(lab, "healthy"))["counts"]["waiting"] == 0
 
-    for _ in range(3):
-        assert (await submit(api, enterprise, store)).status_code == 202
+    for tenant in big:
+        assert (await submit(api, tenant, next(stores))).status_code == 202
     body = await wait_level(lab, "degraded", waiting=3)
     assert body["oldest_waiting_age"] is not None
 
-    for _ in range(3):
-        assert (await submit(api, enterprise, store)).status_code == 202
+    for tenant in big:
+        assert (await submit(api, tenant, next(stores))).status_code == 202
     await wait_level(lab, "critical", waiting=6)
 
-    deferred = await submit(api, basic, store)
-    at_once = await submit(api, enterprise, store)
+    deferred = await submit(api, basic, next(stores))
+    at_once = await submit(api, big[1], next(stores))
     assert deferred.status_code == 202 and at_once.status_code == 202
     now_ms = time.time() * 1000
     with lab.redis() as r:
@@ -54,13 +62,13 @@ async def test_levels_move_with_depth_critical_defers_basic_and_overload_refuses
     assert enterprise_score is not None and enterprise_score <= now_ms, "ENTERPRISE runs at once"
     await wait_level(lab, "critical", waiting=7, deferred=1)
 
-    for _ in range(2):
-        assert (await submit(api, enterprise, store)).status_code == 202
+    for tenant in (enterprise, big[2]):
+        assert (await submit(api, tenant, next(stores))).status_code == 202
     await wait_level(lab, "overload", waiting=9)
 
     rows_before = await lab.fetchval("SELECT count(*) FROM product_import_jobs")
     for tenant in (enterprise, basic):
-        refused = await submit(api, tenant, store)
+        refused = await submit(api, tenant, next(stores))
         assert refused.status_code == 503, refused.text
         assert refused.headers["retry-after"] == "17"
         assert "overloaded" in refused.json()["error"]
@@ -76,12 +84,15 @@ async def test_levels_move_with_depth_critical_defers_basic_and_overload_refuses
 
 
 async def test_emergency_brake_pauses_at_overload_alerts_and_resumes_by_itself(lab: Lab) -> None:
-    brake = {**SMALL, **env(brake_resume_after=6, brake_cooldown=60)}
+    brake = {**SMALL, **env(brake_resume_after=20, brake_cooldown=60)}
     api = lab.start_api(brake)
     reconciler = lab.start_reconciler(brake)
-    tenant = await api.create_company("flood", tier="PRO")
-    store = await lab.provider.create_store("roastify", products=1, images_per_product=0)
-    jobs = [(await submit(api, tenant, store)).json()["id"] for _ in range(9)]
+    # Three tenants flood together: no single cause, so the queue-wide brake is the one that acts
+    # (one tenant alone would be paused by the tenant brake instead; see test_fairness).
+    tenants = [await api.create_company(f"flood-{i}", tier="PRO") for i in range(3)]
+    tenant = tenants[0]
+    stores = iter(await new_stores(lab, 10))
+    submitted = [(t, (await submit(api, t, next(stores))).json()["id"]) for t in tenants for _ in range(3)]
 
     def pause_flag() -> dict | None:
         with lab.redis() as r:
@@ -91,7 +102,7 @@ async def test_emergency_brake_pauses_at_overload_alerts_and_resumes_by_itself(l
     paused = await wait_for(lambda: asyncio.sleep(0, result=pause_flag()), timeout=15, what="the automatic pause")
     assert paused["mode"] == "auto" and paused["backlog_at_pause"] == 9
     await wait_level(lab, "overload", waiting=9)
-    assert (await submit(api, tenant, store)).status_code == 503  # load is shed while paused
+    assert (await submit(api, tenant, next(stores))).status_code == 503  # load is shed while paused
 
     worker = await asyncio.to_thread(lab.start_worker, brake)
     await asyncio.sleep(1.0)  # the worker polls every 0.1 s: while paused it must take nothing
@@ -101,8 +112,8 @@ async def test_emergency_brake_pauses_at_overload_alerts_and_resumes_by_itself(l
     assert started == 0
 
     # Backlog did not grow while paused (the API shed load): the brake lifts itself.
-    await wait_for(lambda: asyncio.sleep(0, result=pause_flag() is None), timeout=20, what="the automatic resume")
-    finished = await asyncio.gather(*(api.wait_terminal(tenant, j, timeout=60) for j in jobs))
+    await wait_for(lambda: asyncio.sleep(0, result=pause_flag() is None), timeout=40, what="the automatic resume")
+    finished = await asyncio.gather(*(api.wait_terminal(t, j, timeout=60) for t, j in submitted))
     assert {f["status"] for f in finished} == {"COMPLETED"}
     with lab.redis() as r:
         assert r.exists("importer:brake:cooldown"), "hysteresis: no new automatic pause right after a resume"
@@ -115,7 +126,7 @@ async def test_emergency_brake_pauses_at_overload_alerts_and_resumes_by_itself(l
     # A manual pause is never lifted by the brake.
     r = await api.http.post("/v1/ops/queue/pause", json={"reason": "maintenance"}, headers=api.operator_headers)
     assert r.status_code == 200 and r.json()["pause"]["mode"] == "manual"
-    await asyncio.sleep(7)  # longer than brake_resume_after, with health ticks every 0.3 s
+    await asyncio.sleep(21)  # longer than brake_resume_after, with health ticks every 0.3 s
     assert pause_flag()["mode"] == "manual"
     r = await api.http.post("/v1/ops/queue/resume", headers=api.operator_headers)
     assert r.status_code == 200 and r.json()["was_paused"]["reason"] == "maintenance"

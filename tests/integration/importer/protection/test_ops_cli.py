@@ -89,12 +89,17 @@ async def test_drain_closes_intake_and_waits_for_the_queue_to_empty(lab: Lab) ->
     api = lab.start_api()
     tenant = await api.create_company("draining")
     store = await lab.provider.create_store("roastify", products=5, images_per_product=0, page_latency_ms=300)
-    jobs = [(await submit(api, tenant, store)).json()["id"] for _ in range(4)]
+    # One store per job: a second submit for a store with an active job answers that job.
+    stores = [
+        await lab.provider.create_store("roastify", products=5, images_per_product=0, page_latency_ms=300)
+        for _ in range(6)
+    ]
+    jobs = [(await submit(api, tenant, s)).json()["id"] for s in stores[:4]]
 
     dry = await lab.aops("drain", "--dry-run")
     assert dry.returncode == 0 and "would close intake" in dry.stdout and "4 waiting" in dry.stdout, dry.stdout
-    assert (await submit(api, tenant, store)).status_code == 202
-    jobs.append((await submit(api, tenant, store)).json()["id"])
+    assert (await submit(api, tenant, stores[4])).status_code == 202
+    jobs.append((await submit(api, tenant, stores[5])).json()["id"])
 
     await asyncio.to_thread(lab.start_worker, env(worker_concurrency=2))
     drain = asyncio.create_task(lab.aops("drain", "--timeout", "60", "--interval", "0.3"))

@@ -54,10 +54,11 @@ async def test_a_vip_job_submitted_behind_200_waiting_jobs_starts_before_them(la
     api = lab.start_api()
     regular = await api.create_company("regular", tier="ENTERPRISE")
     vip = await api.create_company("vip", tier="BASIC", vip=True)
-    store = await lab.provider.create_store("roastify", products=1, images_per_product=0)
+    # One store per job: a second submit for a store with an active job answers that job.
+    stores = [await lab.provider.create_store("roastify", products=1, images_per_product=0) for _ in range(201)]
     await api.http.post("/v1/ops/queue/pause", headers=api.operator_headers)
-    waiting = [(await submit(api, regular, store)).json()["id"] for _ in range(200)]
-    vip_job = (await submit(api, vip, store)).json()["id"]
+    waiting = [(await submit(api, regular, store)).json()["id"] for store in stores[:200]]
+    vip_job = (await submit(api, vip, stores[200])).json()["id"]
     assert len(set(waiting)) == 200
 
     await asyncio.to_thread(lab.start_worker, env(worker_concurrency=1))

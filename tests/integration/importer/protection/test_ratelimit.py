@@ -96,9 +96,11 @@ async def test_workers_hammering_one_account_cause_no_429_and_every_job_complete
     )
     assert len(workers) == 3
     store = await lab.provider.create_store("roastify", products=20, images_per_product=0, rate_limit_per_min=10)
-    tenants = [await api.create_company(f"hammer-{i}") for i in range(2)]
+    # One job per tenant: a company has at most one active job per store (a second submit answers
+    # the first), so eight companies hammer the one provider account.
+    tenants = [await api.create_company(f"hammer-{i}") for i in range(8)]
     started = time.time()
-    jobs = [(t, await api.submit(t, "roastify", store, include_images=False)) for t in tenants for _ in range(4)]
+    jobs = [(t, await api.submit(t, "roastify", store, include_images=False)) for t in tenants]
 
     finished = await asyncio.gather(*(api.wait_terminal(t, j, timeout=150) for t, j in jobs))
     assert [f["status"] for f in finished] == ["COMPLETED"] * 8, finished
@@ -124,8 +126,8 @@ async def test_job_starts_beyond_the_queue_limit_stay_queued_without_spending_a_
     api = lab.start_api()
     lab.start_worker(env(queue_start_limit_per_min=3, worker_concurrency=5))
     tenant = await api.create_company("many-small")
-    store = await lab.provider.create_store("roastify", products=2, images_per_product=0)
-    jobs = [await api.submit(tenant, "roastify", store, include_images=False) for _ in range(6)]
+    stores = [await lab.provider.create_store("roastify", products=2, images_per_product=0) for _ in range(6)]
+    jobs = [await api.submit(tenant, "roastify", store, include_images=False) for store in stores]
 
     async def three_done() -> int | None:
         done = await lab.fetchval("SELECT count(*) FROM product_import_jobs WHERE status = 'COMPLETED'")

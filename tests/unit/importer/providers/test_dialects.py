@@ -1,6 +1,7 @@
 import pytest
 
 from importer.errors import MalformedCatalog
+from importer.models import RejectionCode
 from importer.providers import roastify, shopify
 from importer.providers.transport import parse_retry_after
 
@@ -28,10 +29,20 @@ def test_roastify_page_is_normalised_and_paginates() -> None:
     assert last.next_cursor is None
 
 
-def test_roastify_malformed_product_names_the_product() -> None:
+def test_roastify_malformed_product_is_rejected_and_the_page_imports() -> None:
     body = {"data": [_roastify_item(1), {"name": "no id"}], "meta": {"page": 1, "per_page": 2, "total_pages": 1}}
-    with pytest.raises(MalformedCatalog, match="product #1"):
-        roastify.parse_page("s", body)
+    page = roastify.parse_page("s", body)
+    assert [p.external_id for p in page.products] == ["rst_1"]
+    [bad] = page.rejected
+    assert (bad.position, bad.external_id, bad.code) == (1, None, RejectionCode.MISSING_FIELD)
+    assert "id" in bad.reason
+
+
+def test_roastify_page_envelope_is_still_a_page_error() -> None:
+    with pytest.raises(MalformedCatalog, match="'data' list"):
+        roastify.parse_page("s", {"meta": {"page": 1, "total_pages": 1}})
+    with pytest.raises(MalformedCatalog, match="meta"):
+        roastify.parse_page("s", {"data": []})
 
 
 def test_duplicate_products_on_a_page_collapse() -> None:
@@ -48,7 +59,7 @@ def test_shopify_cursor_comes_from_link_header_only() -> None:
                 "title": "Mug",
                 "body_html": "<p>x</p>",
                 "variants": [{"price": "12.34"}],
-                "images": [{"src": "u"}],
+                "images": [{"src": "http://cdn.example/u.jpg"}],
             }
         ]
     }
@@ -60,10 +71,13 @@ def test_shopify_cursor_comes_from_link_header_only() -> None:
     assert shopify.parse_page("s", body, {}).next_cursor is None
 
 
-def test_shopify_non_numeric_price_is_malformed() -> None:
-    body = {"products": [{"id": 1, "title": "x", "variants": [{"price": "twelve"}]}]}
-    with pytest.raises(MalformedCatalog, match="non-numeric price"):
-        shopify.parse_page("s", body, {})
+def test_shopify_non_numeric_price_is_rejected() -> None:
+    body = {"products": [{"id": 1, "title": "x", "variants": [{"price": "twelve"}]}, {"id": 2, "title": "y"}]}
+    page = shopify.parse_page("s", body, {})
+    assert [p.external_id for p in page.products] == ["2"]
+    [bad] = page.rejected
+    assert (bad.external_id, bad.code) == ("1", RejectionCode.INVALID_FIELD)
+    assert "not a number" in bad.reason
 
 
 @pytest.mark.parametrize(("value", "expected"), [("7", 7.0), ("0", 0.0), (None, 1.0), ("garbage", 1.0)])

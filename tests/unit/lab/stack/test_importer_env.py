@@ -29,6 +29,7 @@ def test_contract_variables_are_set() -> None:
     assert env["IMPORTER_ROASTIFY_BASE_URL"] == "http://127.0.0.1:20004/roastify"
     assert env["IMPORTER_SHOPIFY_BASE_URL"] == "http://127.0.0.1:20004/shopify"
     assert env["IMPORTER_IMAGE_ALLOWED_HOSTS"] == "127.0.0.1"
+    assert env["IMPORTER_EGRESS_ALLOWED_PRIVATE"] == "127.0.0.1:20004"  # the fake provider/CDN, explicitly
     assert env["IMPORTER_ENVIRONMENT"] == "drill"
     assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]
     assert "IMPORTER_REDIS_SENTINELS" not in env
