@@ -39,6 +39,13 @@ def api(
     processes: Annotated[
         int | None, typer.Option(help="API processes sharing the port (default IMPORTER_API_PROCESSES, 1).")
     ] = None,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated proxy addresses whose X-Forwarded-For is trusted (the client address is "
+            "what failed-authentication limits count per); '*' trusts every peer."
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the HTTP API (uvicorn)."""
     import uvicorn
@@ -52,6 +59,8 @@ def api(
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds),
+        "proxy_headers": True,
+        "forwarded_allow_ips": forwarded_allow_ips,
     }
     if count > 1:
         uvicorn.run("importer.api.asgi:app_factory", factory=True, workers=count, **options)  # type: ignore[arg-type]

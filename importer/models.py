@@ -258,3 +258,6 @@ class CatalogPage:
     declared_per_page: int | None = None
     declared_total_pages: int | None = None
     declared_total: int | None = None
+    # An empty page that still linked to a next one: paging ends (nothing to page past), but the
+    # catalog cannot be vouched for (the rest may be missing), so the page checks report it.
+    empty_with_next: bool = False

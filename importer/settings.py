@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     # Pages fetched beyond the provider's declared total before the job stops (a provider whose
     # total grows as we page is running away); a few pages absorb honest catalog growth.
     catalog_pages_slack: int = Field(10, ge=0, le=100_000)
+    # Records one catalog page may list (providers serve at most 250 a page); a page listing more
+    # is refused whole, before its records are parsed one by one on the worker's event loop.
+    provider_page_max_records: int = Field(1_000, ge=1)
     # Consecutive pages that list only products already seen before the job stops paging: the
     # runaway stop for providers that declare no total (Shopify's Link-header pagination). An
     # honest catalog edited while we page repeats a few products, never whole pages in a row.

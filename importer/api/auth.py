@@ -70,7 +70,9 @@ class Authenticator:
         self._failures = RateLimitItemPerMinute(settings.auth_failure_limit_per_min)
 
     async def company(self, token: str | None, client: str) -> Company:
-        self._refuse_if_limited(client)
+        """A valid key always passes, even from a limited address: behind a proxy every tenant
+        shares one address, and junk from one caller must not lock the others out. The limit
+        turns further failures into 429s (the negative cache keeps repeated junk off Postgres)."""
         if token is None:
             raise self._failed(
                 client, "missing credentials: send 'Authorization: Bearer <api key>'", "missing_credentials"
@@ -92,7 +94,6 @@ class Authenticator:
         return company
 
     def operator(self, token: str | None, client: str) -> None:
-        self._refuse_if_limited(client)
         expected = self._settings.operator_token.get_secret_value()
         if not expected:
             raise ApiError(
@@ -118,6 +119,7 @@ class Authenticator:
         )
 
     def _failed(self, client: str, message: str, code: str) -> ApiError:
+        self._refuse_if_limited(client)
         self._limiter.hit(self._failures, client)
         log.info("auth_failed", client=client, code=code)
         return ApiError(401, message, code=code, headers=_CHALLENGE)

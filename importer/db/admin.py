@@ -56,6 +56,12 @@ async def reset_failed(conn: Any, job_id: UUID) -> bool:
                run_started_at = NULL, heartbeat_at = NULL, queue_try = 0, outcome = NULL,
                updated_at = now()
          WHERE id = $1 AND status = 'FAILED'
+           -- One active job per (company, provider, store): a store that already has one (the
+           -- client resubmitted, or two of its jobs failed in one outage) keeps that one.
+           AND NOT EXISTS (
+               SELECT 1 FROM product_import_jobs a, product_import_jobs f
+                WHERE f.id = $1 AND a.company_id = f.company_id AND a.provider = f.provider
+                  AND a.store_id = f.store_id AND a.status IN ('PENDING', 'IN_PROGRESS'))
         """,
         job_id,
     )

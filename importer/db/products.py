@@ -59,7 +59,8 @@ async def insert_images(
     product_ids: dict[str, UUID],
     products: list[ProductRecord],
 ) -> int:
-    """Add image rows not seen before (PENDING); return how many were new."""
+    """Add image rows not seen before (PENDING), and give images rejected as unreachable by an
+    earlier import a fresh budget; return how many rows were added or revived."""
     pids: list[UUID] = []
     urls: list[str] = []
     positions: list[int] = []
@@ -75,7 +76,11 @@ async def insert_images(
         """
         INSERT INTO product_images (company_id, import_source, product_id, source_url, position)
         SELECT $1, $2, p, u, n FROM unnest($3::uuid[], $4::text[], $5::int[]) AS x(p, u, n)
-        ON CONFLICT (product_id, source_url) DO NOTHING
+        ON CONFLICT (product_id, source_url) DO UPDATE
+           -- An image given up on because its host kept failing gets a fresh budget when the
+           -- catalog is imported again: the host may be back; every other rejection is final.
+           SET status = 'PENDING', attempts = 0, error = NULL, error_code = NULL, updated_at = now()
+         WHERE product_images.status = 'REJECTED' AND product_images.error_code = 'image_unreachable'
         """,
         company_id,
         import_source,

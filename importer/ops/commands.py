@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from redis.exceptions import RedisError
 
 from importer import queueing
@@ -97,8 +98,13 @@ async def retry_failed(
             echo(f"would retry {line}")
             continue
         async with db.acquire() as conn:
-            if not await admin.reset_failed(conn, job_id):
-                echo(f"skipped {job_id}: no longer FAILED")
+            try:
+                revived = await admin.reset_failed(conn, job_id)
+            except asyncpg.UniqueViolationError:
+                # Another job of the store became active between the check and the write.
+                revived = False
+            if not revived:
+                echo(f"skipped {job_id}: no longer FAILED, or its store already has an active job")
                 continue
         try:
             await redis.delete(retry_key(str(job_id)))  # fresh tries

@@ -7,8 +7,9 @@ finding:
   pages cycle) or a page count beyond ``max_catalog_pages`` or beyond the provider's declared
   total pages plus a slack, or ``stale_limit`` pages in a row that list only products already
   seen (the catalog runs away; the last rule is the one that bounds a provider that declares no
-  total, such as Shopify's Link-header pagination with cursors that never repeat). The run stops fetching, imports what it has
-  and the job completes UNVERIFIED, in bounded time, with the reason.
+  total, such as Shopify's Link-header pagination with cursors that never repeat). The run
+  stops fetching, imports what it has and the job completes UNVERIFIED, in bounded time, with
+  the reason.
 - **issues**, found on a page or at the end: a short page that is not the last, products
   repeated across pages (or on one page), a declared total that changes between pages or
   disagrees with what was counted. The job still imports every page; it completes UNVERIFIED.
@@ -98,6 +99,12 @@ class PageLedger:
         found: list[Finding] = []
         last = page.next_cursor is None
         full = page.declared_per_page or self.page_size
+        if page.empty_with_next:
+            found += self._once(
+                VerificationIssue.SHORT_PAGE,
+                "an empty page still linked to a next page; paging ended there, the rest may be missing",
+                cursor,
+            )
         if not last and page.records < full:
             found += self._once(
                 VerificationIssue.SHORT_PAGE,

@@ -25,6 +25,8 @@ from importer.runtime import Runtime
 
 log = get_logger(__name__)
 
+_LOGGED_REJECTIONS_PER_PAGE = 50  # one line each; past it, one summary line per page
+
 
 @contextlib.asynccontextmanager
 async def transaction(rt: Runtime) -> AsyncIterator[Any]:
@@ -187,8 +189,20 @@ class ImportRun:
         return found
 
     def _log_page(self, cursor: str | None, rejected: list[rejections.Rejection], findings: list[Finding]) -> None:
-        """Nothing rejected silently: every record and every page finding gets a log line."""
-        for r in rejected:
+        """Nothing rejected silently: every record and every page finding is logged, the first
+        ``_LOGGED_REJECTIONS_PER_PAGE`` of a page one line each and the rest as one summary line
+        (they are all in ``import_rejections`` and the job's counts)."""
+        if len(rejected) > _LOGGED_REJECTIONS_PER_PAGE:
+            codes: dict[str, int] = {}
+            for r in rejected[_LOGGED_REJECTIONS_PER_PAGE:]:
+                codes[r.code.value] = codes.get(r.code.value, 0) + 1
+            log.warning(
+                "records_rejected_more",
+                count=len(rejected) - _LOGGED_REJECTIONS_PER_PAGE,
+                codes=codes,
+                page_cursor=cursor,
+            )
+        for r in rejected[:_LOGGED_REJECTIONS_PER_PAGE]:
             log.warning(
                 "record_rejected",
                 kind=r.kind,

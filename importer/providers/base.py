@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from importer.errors import MalformedCatalog
 from importer.models import CatalogPage, ProductRecord, RejectedImage, RejectedRecord
 from importer.providers.fields import RecordLimits, check_image_url, rejection_of, safe_external_id
 
@@ -41,6 +42,8 @@ def parse_records(
     id_key: str,
 ) -> tuple[list[ProductRecord], list[RejectedRecord]]:
     """Validate each record on its own: good ones built, bad ones rejected with their code."""
+    if len(items) > limits.page_max_records:
+        raise MalformedCatalog(f"page lists {len(items)} records, over the {limits.page_max_records} one page may hold")
     products: list[ProductRecord] = []
     rejected: list[RejectedRecord] = []
     for index, raw in enumerate(items):

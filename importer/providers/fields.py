@@ -46,6 +46,9 @@ class RecordLimits:
     max_images: int = 250
     url_max_chars: int = 2_000
     price_max_cents: int = 100_000_000_000
+    # Records one page may list before the page itself is refused: parsing, rejection rows and log
+    # lines grow with it, on the worker's event loop (a 20 MiB page could list 10 million).
+    page_max_records: int = 1_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RecordLimits:
@@ -56,6 +59,7 @@ class RecordLimits:
             max_images=settings.product_max_images,
             url_max_chars=settings.product_image_url_max_chars,
             price_max_cents=settings.price_max_cents,
+            page_max_records=settings.provider_page_max_records,
         )
 
 
@@ -211,6 +215,11 @@ def check_image_url(raw: Any, position: int, limits: RecordLimits) -> str | Reje
         return bad(f"image URL has {len(raw)} characters, over the {limits.url_max_chars} allowed", keep=False)
     if not is_storable(raw):
         return bad("image URL contains a NUL character or a lone surrogate", keep=False)
+    # The URL is part of a unique index, whose entries Postgres caps at about 2,700 bytes: a
+    # URL of 2,000 CJK characters (6,000 bytes) must reject its image, not fail the page's insert.
+    size = len(raw.encode("utf-8"))
+    if size > limits.url_max_chars:
+        return bad(f"image URL is {size} bytes in UTF-8, over the {limits.url_max_chars} allowed", keep=False)
     if any(ch <= " " or ch == "\x7f" for ch in raw):
         # urlsplit silently drops tabs and newlines: what would be fetched is not what was listed
         return bad("image URL contains whitespace or control characters")

@@ -126,11 +126,17 @@ def parse_page(
     products, rejected = parse_records(items, _Product, _build(limits), limits=limits, id_key="id")
     unique, repeated = dedupe(products)
     # Rejected records count as records: a page of only bad products is still not the end.
-    cursor = next_page_info(headers) if items else None
+    linked = next_page_info(headers)
+    cursor = linked if items else None
     if cursor is not None and not _PAGE_INFO.fullmatch(cursor):
         raise MalformedCatalog(f"store {store_id}: the next-page cursor is not usable (length {len(cursor)})")
     return CatalogPage(
-        products=unique, next_cursor=cursor, rejected=rejected, records=len(items), repeated_on_page=repeated
+        products=unique,
+        next_cursor=cursor,
+        rejected=rejected,
+        records=len(items),
+        repeated_on_page=repeated,
+        empty_with_next=not items and linked is not None,
     )
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from importer.api.auth import ContextDep
+from importer.api.context import ApiContext
 from importer.api.problems import responses
 from importer.protection.health import HealthCache, read_tenant_pauses
 
@@ -37,7 +39,7 @@ async def healthz(ctx: ContextDep) -> JSONResponse:
 
 
 @router.get("/health/queue", responses=responses(503))
-async def queue_health(ctx: ContextDep) -> JSONResponse:
+async def queue_health(ctx: ContextDep, request: Request) -> JSONResponse:
     """Queue health: level, counts, oldest waiting age, workers, breakers, pause and counters,
     the companies with the most waiting jobs (``tenants``) and the tenants paused by the tenant
     brake (``paused_tenants``).
@@ -50,6 +52,26 @@ async def queue_health(ctx: ContextDep) -> JSONResponse:
     report = await cache.get()
     body = report.to_json()
     body["paused"], body["intake_closed"] = await cache.live_flags()
-    body["paused_tenants"] = await read_tenant_pauses(ctx.redis)
+    paused_tenants = await read_tenant_pauses(ctx.redis)
+    if _is_operator(ctx, request):
+        body["paused_tenants"] = paused_tenants
+    else:
+        # Unauthenticated callers (load balancers, dashboards) get the figures, not who the
+        # tenants are: company ids and how busy each is are other tenants' business.
+        tenants = body.get("tenants") or {}
+        body["tenants"] = {
+            "pending_total": tenants.get("pending_total"),
+            "noisy_count": len(tenants.get("noisy") or []),
+            "detail": "send the operator token for the companies",
+        }
+        body["paused_tenant_count"] = len(paused_tenants)
     body["report_age"] = round(max(0.0, time.time() - report.computed_at), 3)
     return JSONResponse(body)
+
+
+def _is_operator(ctx: ApiContext, request: Request) -> bool:
+    expected = ctx.settings.operator_token.get_secret_value()
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if not expected or scheme.lower() != "bearer" or not token:
+        return False
+    return secrets.compare_digest(token.strip().encode(), expected.encode())

@@ -286,9 +286,11 @@ async def test_repeated_failed_authentication_is_rate_limited_per_address(stack,
         assert r.status_code == 429, r.text
         _assert_error_shape(r.json(), "auth_rate_limited")
         assert 1 <= int(r.headers["retry-after"]) <= 60
-        # Once limited, the address is refused even with a good key: guessing gains nothing.
+        # A good key still passes from a limited address: behind a proxy every tenant shares one
+        # address, and one caller's junk must not lock the others out (keys are 256-bit random,
+        # so guessing gains nothing anyway).
         r = await attacker.get("/v1/imports/00000000-0000-0000-0000-000000000000", headers=tenant.headers)
-        assert r.status_code == 429
+        assert r.status_code == 404, r.text
     # Other addresses are not affected.
     r = await api.http.get("/v1/imports/00000000-0000-0000-0000-000000000000", headers=tenant.headers)
     assert r.status_code == 404

@@ -119,7 +119,7 @@ class Lab:
 
     async def queue_health(self) -> dict[str, Any]:
         assert self.api is not None
-        r = await self.api.http.get("/health/queue")
+        r = await self.api.http.get("/health/queue", headers=self.api.operator_headers)
         r.raise_for_status()
         return dict(r.json())
 

@@ -114,6 +114,10 @@ async def test_the_noisy_tenant_is_shed_at_critical_and_overload_while_others_ar
         lab, "critical with a noisy tenant", lambda b: b["level"] == "critical" and b["tenants"]["noisy"] == [noisy.id]
     )
     assert body["tenants"]["top_waiting"][0] == {"company_id": noisy.id, "waiting": 6, "share": 1.0}
+    # Without the operator token the report has the figures but not who the tenants are.
+    public = await lab.api.http.get("/health/queue") if lab.api else None
+    assert public is not None and public.status_code == 200
+    assert noisy.id not in public.text and public.json()["tenants"]["noisy_count"] == 1
 
     rows_before = await lab.fetchval("SELECT count(*) FROM product_import_jobs")
     shed = await submit(api, noisy, next(pool))

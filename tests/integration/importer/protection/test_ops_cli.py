@@ -185,3 +185,28 @@ async def test_health_prints_the_report(lab: Lab) -> None:
     report = json.loads((await lab.aops("health", "--json")).stdout)
     assert report["counts"]["waiting"] == 1 and report["level"] == "healthy"
     assert report["breakers"]["roastify"]["state"] == "closed"
+
+
+async def test_retry_failed_skips_a_job_whose_store_already_has_an_active_one(lab: Lab) -> None:
+    """One active job per (company, provider, store): reviving a FAILED job beside the store's
+    running one would break that rule; the command says so and goes on, it never crashes."""
+    api = lab.start_api(env())
+    tenant = await api.create_company("resubmitter")
+    store = await lab.provider.create_store("roastify", products=10, images_per_product=0)
+    failed_id = "00000000-0000-4000-8000-0000000000f1"
+    await lab.fetch(
+        """
+        INSERT INTO product_import_jobs (id, company_id, provider, store_id, status, error, finished_at)
+        VALUES ($1::uuid, $2::uuid, 'roastify', $3, 'FAILED', 'internal error: boom', now())
+        """,
+        failed_id,
+        tenant.id,
+        store,
+    )
+    active = (await submit(api, tenant, store)).json()["id"]  # no worker: it stays PENDING
+
+    done = await lab.aops("retry-failed", "--since", "10m", "--company", tenant.id)
+    assert done.returncode == 0, done.stderr
+    assert f"skipped {failed_id}" in done.stdout and "active job" in done.stdout, done.stdout
+    assert (await job_row(lab, failed_id))["status"] == "FAILED"
+    assert (await job_row(lab, active))["status"] == "PENDING"

@@ -161,3 +161,12 @@ def test_one_page_of_repeats_between_new_pages_does_not_stop_the_run() -> None:
     ledger.after_page("b", _page(range(10, 20), "c"))  # something new resets the run of stale pages
     ledger.after_page("c", _page(range(10, 20), "d"))
     assert ledger.before_fetch("d") is None
+
+
+def test_an_empty_page_that_links_to_a_next_one_is_reported() -> None:
+    """Shopify declares no totals: without this, a glitch page ``[]`` + ``rel=next`` would end
+    the import as CLEAN with the rest of the catalog silently missing."""
+    ledger = _ledger()
+    ledger.after_page(None, _page(range(10), "a"))
+    found = ledger.after_page("a", CatalogPage(products=[], next_cursor=None, records=0, empty_with_next=True))
+    assert [f.code for f in found] == [VerificationIssue.SHORT_PAGE]

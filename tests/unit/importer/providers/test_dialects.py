@@ -83,3 +83,21 @@ def test_shopify_non_numeric_price_is_rejected() -> None:
 @pytest.mark.parametrize(("value", "expected"), [("7", 7.0), ("0", 0.0), (None, 1.0), ("garbage", 1.0)])
 def test_retry_after_parsing(value: str | None, expected: float) -> None:
     assert parse_retry_after(value) == expected
+
+
+def test_shopify_empty_page_that_still_links_onwards_ends_paging_but_says_so() -> None:
+    headers = {"link": '<http://cdn.example/products.json?page_info=next1>; rel="next"'}
+    page = shopify.parse_page("s", {"products": []}, headers)
+    assert page.next_cursor is None and page.empty_with_next
+    assert not shopify.parse_page("s", {"products": []}, {}).empty_with_next
+
+
+def test_a_page_listing_more_records_than_a_page_may_hold_is_refused_whole() -> None:
+    from importer.errors import MalformedCatalog
+    from importer.providers.fields import RecordLimits
+
+    limits = RecordLimits(page_max_records=5)
+    body = {"data": [1] * 6, "meta": {"page": 1, "total_pages": 1}}
+    with pytest.raises(MalformedCatalog, match="6 records"):
+        roastify.parse_page("s", body, limits)
+    assert roastify.parse_page("s", {"data": [1] * 5, "meta": {"page": 1, "total_pages": 1}}, limits).records == 5

@@ -164,7 +164,18 @@ def test_bad_image_url_rejects_the_image_not_the_product(url: str, code: Rejecti
     assert (bad.code, bad.position, bad.url) == (code, 0, url)
 
 
-@pytest.mark.parametrize("url", ["http://cdn.example/\x00.jpg", "http://cdn.example/\ud800", 17, None, ""])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://cdn.example/\x00.jpg",
+        "http://cdn.example/\ud800",
+        17,
+        None,
+        "",
+        # 1,970 characters but 5,900 bytes: past what a Postgres index entry holds
+        "http://cdn.example/" + "\u6f22" * 1950,
+    ],
+)
 def test_unstorable_image_url_is_rejected_without_its_text(url: Any) -> None:
     page = _shopify(_shp(images=[{"src": url}]))
     [bad] = page.products[1].rejected_images
