@@ -196,7 +196,9 @@ class Submitter:
                     break
                 await gate.acquire()
                 tenant = self.tenants[i % len(self.tenants)]
-                store = self._rng.choice(tenant.stores)
+                # Round robin, not random: a company has one active job per store, so a store
+                # is asked again only after every other store of the company has had its turn.
+                store = tenant.stores[(i // len(self.tenants)) % len(tenant.stores)]
                 task = asyncio.create_task(self._submit(http, tenant, store))
                 pending.add(task)
                 task.add_done_callback(pending.discard)

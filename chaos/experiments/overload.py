@@ -33,6 +33,7 @@ from chaos.watch import COUNTERS_KEY, PAUSE_KEY, BrakeWatcher
 from lab.rundir import AcknowledgedJob
 
 COOLDOWN_KEY = "importer:brake:cooldown"
+_BURST_COMPANIES = 6
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,12 @@ class Overload(ChaosExperiment):
                 products=10,
                 images_per_product=0,
                 page_latency_ms=self.params.page_latency_ms,
-                companies=2,
-                stores_per_company=3,
+                # Spread over several companies, none holding half the waiting jobs: this drill is
+                # about overload with no single cause (503 and the queue-wide brake); one company
+                # causing it is shed alone instead (docs/protection.md). A store per submission:
+                # a company has one active job per store.
+                companies=_BURST_COMPANIES,
+                stores_per_company=burst // _BURST_COMPANIES + 1,
                 max_in_flight=32,
                 retry_after_cap=0.5,
             )
