@@ -39,7 +39,7 @@ from uuid import UUID
 
 from redis.exceptions import RedisError
 
-from importer.db import jobs
+from importer.db import sweeps
 from importer.db.pool import is_transient_db_error
 from importer.logs import get_logger
 from importer.protection.monitor import HealthMonitor
@@ -83,7 +83,7 @@ class Reconciler:
         self,
         lock: int,
         result: SweepResult,
-        read: Callable[[Any, int, jobs.Keyset | None], Awaitable[list[Any]]],
+        read: Callable[[Any, int, sweeps.Keyset | None], Awaitable[list[Any]]],
         settle: Callable[[Any, list[Any]], Awaitable[SweepStop | None]],
     ) -> None:
         """Read a page under the lock, let ``settle`` act on it, move on, until done or out of budget."""
@@ -93,7 +93,7 @@ class Reconciler:
             max_rows=s.reconcile_max_rows_per_sweep,
             max_seconds=s.reconcile_max_sweep_seconds,
         )
-        after: jobs.Keyset | None = None
+        after: sweeps.Keyset | None = None
         async with self.db.acquire() as conn:
             while True:
                 limit = budget.next_page_size()
@@ -132,8 +132,8 @@ class Reconciler:
         result = SweepResult()
         min_age = self.settings.orphan_min_age
 
-        async def read(conn: Any, limit: int, after: jobs.Keyset | None) -> list[Any]:
-            return await jobs.list_orphan_candidates(conn, min_age_s=min_age, limit=limit, after=after)
+        async def read(conn: Any, limit: int, after: sweeps.Keyset | None) -> list[Any]:
+            return await sweeps.list_orphan_candidates(conn, min_age_s=min_age, limit=limit, after=after)
 
         async def settle(conn: Any, rows: list[Any]) -> SweepStop | None:
             known = await self._known_to_redis([str(row["id"]) for row in rows])
@@ -167,9 +167,9 @@ class Reconciler:
             if not await _try_lock(conn, _ORPHAN_LOCK):
                 return SweepStop.LOCKED
             for row in give_up:
-                if await jobs.fail_unchanged(conn, [jobs.SeenJob.from_row(row)], _gave_up_reason(row)):
+                if await sweeps.fail_unchanged(conn, [sweeps.SeenJob.from_row(row)], _gave_up_reason(row)):
                     failed.add(row["id"])
-            marked = set(await jobs.mark_requeued(conn, [jobs.SeenJob.from_row(row) for row in to_requeue]))
+            marked = set(await sweeps.mark_requeued(conn, [sweeps.SeenJob.from_row(row) for row in to_requeue]))
         for row in give_up:
             if row["id"] in failed:
                 self._log_gave_up(row, dry_run=False)
@@ -231,8 +231,8 @@ class Reconciler:
         result = SweepResult()
         limit_s = self.settings.stall_limit
 
-        async def read(conn: Any, limit: int, after: jobs.Keyset | None) -> list[Any]:
-            return await jobs.list_stall_candidates(conn, older_than_s=limit_s, limit=limit, after=after)
+        async def read(conn: Any, limit: int, after: sweeps.Keyset | None) -> list[Any]:
+            return await sweeps.list_stall_candidates(conn, older_than_s=limit_s, limit=limit, after=after)
 
         async def settle(conn: Any, rows: list[Any]) -> SweepStop | None:
             known = await self._known_to_redis([str(row["id"]) for row in rows])
@@ -262,8 +262,8 @@ class Reconciler:
         async with conn.transaction():
             if not await _try_lock(conn, _STALL_LOCK):
                 return SweepStop.LOCKED
-            failed = await jobs.fail_stalled(
-                conn, [jobs.SeenJob.from_row(row) for row in stalled], older_than_s=self.settings.stall_limit
+            failed = await sweeps.fail_stalled(
+                conn, [sweeps.SeenJob.from_row(row) for row in stalled], older_than_s=self.settings.stall_limit
             )
         done = {row["id"] for row in failed}
         for row in stalled:

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from importer.db import jobs
+from importer.db import jobs, sweeps
 from tests.support.importer_api import ImporterApi
 
 pytestmark = pytest.mark.integration
@@ -46,10 +46,10 @@ async def _abandoned(db: asyncpg.Connection, company_id: str) -> tuple[uuid.UUID
     return job_id, token
 
 
-async def _seen(db: asyncpg.Connection, job_id: uuid.UUID) -> jobs.SeenJob:
-    candidates = await jobs.list_orphan_candidates(db, min_age_s=60, limit=100_000)
+async def _seen(db: asyncpg.Connection, job_id: uuid.UUID) -> sweeps.SeenJob:
+    candidates = await sweeps.list_orphan_candidates(db, min_age_s=60, limit=100_000)
     row = next(r for r in candidates if r["id"] == job_id)
-    return jobs.SeenJob.from_row(row)
+    return sweeps.SeenJob.from_row(row)
 
 
 async def _cancel(db: asyncpg.Connection, job_id: uuid.UUID) -> None:
@@ -65,7 +65,7 @@ async def test_a_claim_between_the_read_and_the_mark_is_never_overwritten(stack,
         claimed = await jobs.claim(db, job_id, run_token=new_token, worker_id="taker")  # the race
         assert claimed is not None
 
-        assert await jobs.mark_requeued(db, [seen]) == []
+        assert await sweeps.mark_requeued(db, [seen]) == []
         row = await db.fetchrow("SELECT status, run_token, worker_id FROM product_import_jobs WHERE id = $1", job_id)
         assert (row["status"], row["run_token"], row["worker_id"]) == ("IN_PROGRESS", new_token, "taker")
     finally:
@@ -77,10 +77,10 @@ async def test_an_unchanged_row_is_marked_pending_without_an_owner(stack, api: I
     job_id, _ = await _abandoned(db, tenant.id)
     try:
         seen = await _seen(db, job_id)
-        assert await jobs.mark_requeued(db, [seen]) == [job_id]
+        assert await sweeps.mark_requeued(db, [seen]) == [job_id]
         row = await db.fetchrow("SELECT status, run_token, worker_id FROM product_import_jobs WHERE id = $1", job_id)
         assert (row["status"], row["run_token"], row["worker_id"]) == ("PENDING", None, None)
-        assert await jobs.mark_requeued(db, [seen]) == [], "a second mark with the same snapshot matches nothing"
+        assert await sweeps.mark_requeued(db, [seen]) == [], "a second mark with the same snapshot matches nothing"
     finally:
         await _cancel(db, job_id)
 
@@ -103,7 +103,7 @@ async def test_a_run_that_started_and_handed_back_in_between_is_not_marked(stack
         assert await jobs.claim(db, job_id, run_token=token, worker_id="w") is not None
         assert await jobs.release(db, job_id, token, reason="deferred: rate limited")
 
-        assert await jobs.mark_requeued(db, [seen]) == []
+        assert await sweeps.mark_requeued(db, [seen]) == []
         assert await db.fetchval("SELECT error FROM product_import_jobs WHERE id = $1", job_id) == (
             "deferred: rate limited"
         )
@@ -115,15 +115,15 @@ async def test_a_heartbeat_between_the_read_and_the_stall_verdict_saves_the_job(
     tenant = await api.create_company("cas-stall")
     job_id, token = await _abandoned(db, tenant.id)
     try:
-        stale = await jobs.list_stall_candidates(db, older_than_s=60, limit=100_000)
-        seen = jobs.SeenJob.from_row(next(r for r in stale if r["id"] == job_id))
+        stale = await sweeps.list_stall_candidates(db, older_than_s=60, limit=100_000)
+        seen = sweeps.SeenJob.from_row(next(r for r in stale if r["id"] == job_id))
         assert await jobs.heartbeat(db, job_id, token)  # the run was alive after all
 
-        assert await jobs.fail_stalled(db, [seen], older_than_s=60) == []
+        assert await sweeps.fail_stalled(db, [seen], older_than_s=60) == []
         assert await db.fetchval("SELECT status FROM product_import_jobs WHERE id = $1", job_id) == "IN_PROGRESS"
 
         fresh = await db.fetchrow("SELECT * FROM product_import_jobs WHERE id = $1", job_id)
-        assert await jobs.fail_stalled(db, [jobs.SeenJob.from_row(fresh)], older_than_s=60) == [], (
+        assert await sweeps.fail_stalled(db, [sweeps.SeenJob.from_row(fresh)], older_than_s=60) == [], (
             "a heartbeat younger than the limit is never failed, even by an exact snapshot"
         )
     finally:
@@ -134,9 +134,9 @@ async def test_a_stalled_row_unchanged_since_the_read_is_failed(stack, api: Impo
     tenant = await api.create_company("cas-stalled")
     job_id, _ = await _abandoned(db, tenant.id)
     try:
-        stale = await jobs.list_stall_candidates(db, older_than_s=60, limit=100_000)
-        seen = jobs.SeenJob.from_row(next(r for r in stale if r["id"] == job_id))
-        failed = await jobs.fail_stalled(db, [seen], older_than_s=60)
+        stale = await sweeps.list_stall_candidates(db, older_than_s=60, limit=100_000)
+        seen = sweeps.SeenJob.from_row(next(r for r in stale if r["id"] == job_id))
+        failed = await sweeps.fail_stalled(db, [seen], older_than_s=60)
         assert [row["id"] for row in failed] == [job_id]
         row = await db.fetchrow("SELECT status, error, run_token FROM product_import_jobs WHERE id = $1", job_id)
         assert row["status"] == "FAILED" and row["error"].startswith("timeout:") and row["run_token"] is None
@@ -159,9 +159,9 @@ async def test_pages_follow_the_keyset_and_cover_every_candidate(stack, api: Imp
         )
     try:
         seen: list[uuid.UUID] = []
-        after: jobs.Keyset | None = None
+        after: sweeps.Keyset | None = None
         for _ in range(100):  # bounded: every candidate of the database, three at a time
-            page = await jobs.list_orphan_candidates(db, min_age_s=60, limit=3, after=after)
+            page = await sweeps.list_orphan_candidates(db, min_age_s=60, limit=3, after=after)
             if not page:
                 break
             seen.extend(r["id"] for r in page)
